@@ -1,0 +1,1 @@
+//! Metric analysis for Sluice: providers fetch, judges decide. Nothing here talks to Kubernetes.

@@ -1,0 +1,1 @@
+//! The Sluice controller: observe -> validate -> plan -> apply -> status for Rollouts.

