@@ -1,0 +1,4 @@
+//! The Rollout controller: observe -> validate -> plan -> apply -> status.
+
+pub mod model;
+pub mod plan;

@@ -1,0 +1,183 @@
+//! The planner's view of the world: a validated Rollout and what was observed about it.
+//!
+//! Everything here is plain data. `validate` builds a [`ValidatedRollout`] from the API object
+//! once; `observe` fills an [`Observed`] from the caches and the traffic router. Nothing after
+//! validation reads `rollout.spec` again (parse, don't validate).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::traffic::{HeaderRoute, MirrorRoute, ObservedTraffic};
+
+/// A Rollout whose spec has been checked and turned into the shapes the planner works with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidatedRollout {
+    pub replicas: i32,
+    /// Hash of the current pod template (the `rollouts-pod-template-hash` label value).
+    pub template_hash: String,
+    pub min_ready_seconds: i32,
+    pub revision_history_limit: usize,
+    pub progress_deadline: Duration,
+    pub progress_deadline_abort: bool,
+    /// `spec.paused`: the user holds the Rollout where it is.
+    pub paused: bool,
+    pub generation: i64,
+    pub strategy: Strategy,
+}
+
+/// The release strategy, with everything the planner needs resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Strategy {
+    Canary(Canary),
+}
+
+/// A canary release.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Canary {
+    pub steps: Vec<Step>,
+    /// `true` when a traffic router (Istio) shifts the weights; otherwise the weight is the share
+    /// of replicas (a basic, mesh-less canary).
+    pub traffic_routing: bool,
+    /// Whether the DestinationRule subsets must follow the pod-template hashes.
+    pub subset_split: bool,
+    /// Services whose selectors Sluice points at the canary and stable pods (host-level split).
+    pub canary_service: Option<String>,
+    pub stable_service: Option<String>,
+    pub scale_down_delay: Duration,
+    pub abort_scale_down_delay: Duration,
+}
+
+/// One canary step (Argo Rollouts' step kinds).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    SetWeight(u8),
+    /// `None` waits for a promote.
+    Pause(Option<Duration>),
+    /// Waits for a step analysis run. Until analysis is wired in, this pauses like `pause: {}`
+    /// with reason `AnalysisStep`, so a manual promote continues.
+    Analysis,
+    SetCanaryScale(CanaryScale),
+    /// A route with no matches removes the route.
+    SetHeaderRoute(HeaderRoute),
+    /// A route with no matches removes the route.
+    SetMirrorRoute(MirrorRoute),
+}
+
+/// How many canary pods run, overriding the share implied by the traffic weight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CanaryScale {
+    Replicas(i32),
+    /// Percentage of `spec.replicas`.
+    Weight(u8),
+    /// Back to following the traffic weight.
+    MatchTrafficWeight,
+}
+
+/// An owned ReplicaSet, as seen in the cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaSetView {
+    pub name: String,
+    pub hash: String,
+    pub revision: i64,
+    /// `spec.replicas`.
+    pub replicas: i32,
+    pub ready: i32,
+    pub available: i32,
+    /// When this ReplicaSet may be scaled to zero (persisted as an annotation so a restart
+    /// keeps the delay).
+    pub scale_down_at: Option<DateTime<Utc>>,
+}
+
+/// Why the Rollout is paused (Argo's `pauseConditions[].reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PauseReason {
+    CanaryPauseStep,
+    AnalysisStep,
+    InconclusiveAnalysis,
+}
+
+impl PauseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseReason::CanaryPauseStep => "CanaryPauseStep",
+            PauseReason::AnalysisStep => "AnalysisStep",
+            PauseReason::InconclusiveAnalysis => "InconclusiveAnalysis",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PauseCondition {
+    pub reason: PauseReason,
+    pub start_time: DateTime<Utc>,
+}
+
+/// A status condition as the planner keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Condition {
+    pub kind: ConditionKind,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+    pub last_update_time: DateTime<Utc>,
+    pub last_transition_time: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConditionKind {
+    Progressing,
+    Available,
+    Paused,
+    Healthy,
+    InvalidSpec,
+}
+
+impl ConditionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionKind::Progressing => "Progressing",
+            ConditionKind::Available => "Available",
+            ConditionKind::Paused => "Paused",
+            ConditionKind::Healthy => "Healthy",
+            ConditionKind::InvalidSpec => "InvalidSpec",
+        }
+    }
+}
+
+/// What the previous reconcile persisted in `status`, plus the user's requests written there.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Persisted {
+    pub stable_hash: Option<String>,
+    pub current_hash: Option<String>,
+    pub current_step_index: Option<usize>,
+    pub pause_conditions: Vec<PauseCondition>,
+    /// Set by Sluice when it paused at a step; a pause condition removed by the user while this
+    /// is set means "promote this step".
+    pub controller_pause: bool,
+    pub abort: bool,
+    pub aborted_at: Option<DateTime<Utc>>,
+    pub promote_full: bool,
+    pub conditions: Vec<Condition>,
+    pub observed_generation: Option<i64>,
+    /// The canary weight last recorded as verified, to tell when it moved.
+    pub verified_weight: Option<u8>,
+}
+
+/// Everything the planner needs to know about the cluster.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    pub replica_sets: Vec<ReplicaSetView>,
+    /// Read back from the router; `None` without traffic routing.
+    pub traffic: Option<ObservedTraffic>,
+    /// Current selector hash of the canary and stable Services (host-level split).
+    pub canary_service_hash: Option<String>,
+    pub stable_service_hash: Option<String>,
+    pub persisted: Persisted,
+}
+
+impl Observed {
+    pub fn replica_set(&self, hash: &str) -> Option<&ReplicaSetView> {
+        self.replica_sets.iter().find(|rs| rs.hash == hash)
+    }
+}

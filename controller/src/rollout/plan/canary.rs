@@ -1,0 +1,698 @@
+//! Canary planning: first deploy, steps, promotion, abort and fast rollback.
+//!
+//! The state machine is derived from `status` (stable hash, step index, pause conditions, abort)
+//! and the observed ReplicaSets and traffic; nothing else is remembered. Each step is a target
+//! (replica counts, weights, routes); a step completes when the cluster shows its target, and the
+//! next step is planned in the same pass so no reconcile is wasted between steps.
+
+use chrono::{DateTime, Utc};
+
+use super::cleanup;
+use super::{Draft, Intent, Outcome};
+use crate::rollout::model::{
+    Canary, CanaryScale, ConditionKind, Observed, PauseCondition, PauseReason, ReplicaSetView,
+    Step, ValidatedRollout,
+};
+use crate::traffic::{DesiredTraffic, SubsetHashes};
+
+pub(crate) fn plan(r: &ValidatedRollout, c: &Canary, o: &Observed, d: &mut Draft) -> Outcome {
+    let stable = o
+        .persisted
+        .stable_hash
+        .as_deref()
+        .and_then(|h| o.replica_set(h));
+    match stable {
+        None => first_deploy(r, c, o, d),
+        Some(stable) if stable.hash == r.template_hash => settle(r, c, o, d, stable),
+        Some(stable) => {
+            let outcome = progress(r, c, o, d, stable);
+            if outcome.deadline_exceeded && r.progress_deadline_abort && !outcome.abort {
+                // Start the abort from a clean draft: nothing planned for the stuck step runs.
+                d.intents.clear();
+                d.wake_at = None;
+                let mut aborted = abort(r, c, o, d, stable, Some(d.now));
+                aborted.deadline_exceeded = true;
+                return aborted;
+            }
+            outcome
+        }
+    }
+}
+
+/// Outcome with the persisted values carried over; callers change what moved.
+fn carry(o: &Observed, stable: Option<&str>) -> Outcome {
+    let p = &o.persisted;
+    Outcome {
+        stable_hash: stable.map(str::to_owned),
+        current_step_index: p.current_step_index,
+        desired_traffic: None,
+        abort: p.abort,
+        aborted_at: p.aborted_at,
+        promote_full: p.promote_full,
+        pause_conditions: p.pause_conditions.clone(),
+        controller_pause: p.controller_pause,
+        progress: (String::new(), String::new()),
+        deadline_exceeded: false,
+        completed: false,
+    }
+}
+
+/// No stable version yet: the first template goes straight to full scale, no steps.
+fn first_deploy(r: &ValidatedRollout, c: &Canary, o: &Observed, d: &mut Draft) -> Outcome {
+    let hash = &r.template_hash;
+    ensure_scale(r, o, d, hash, r.replicas);
+    let mut out = carry(o, None);
+    out.current_step_index = Some(c.steps.len());
+    out.pause_conditions.clear();
+    out.controller_pause = false;
+    out.abort = false;
+    out.aborted_at = None;
+    let ready = o
+        .replica_set(hash)
+        .is_some_and(|rs| rs.available >= r.replicas);
+    if !ready {
+        out.progress = progressing("ReplicaSetUpdated", waiting_for(o, hash, r.replicas));
+        return out;
+    }
+    point_services(c, o, d, hash, hash);
+    out.desired_traffic = c.traffic_routing.then(|| stable_only(c, hash));
+    if let Some(t) = &out.desired_traffic {
+        set_traffic(o, d, t);
+    }
+    if d.intents.is_empty() {
+        out.stable_hash = Some(hash.clone());
+        out.completed = true;
+    }
+    out.progress = progressing("NewReplicaSetAvailable", "Rollout is healthy".into());
+    out
+}
+
+/// The template is the stable one: steady state, or a fast-tracked rollback (no steps).
+fn settle(
+    r: &ValidatedRollout,
+    c: &Canary,
+    o: &Observed,
+    d: &mut Draft,
+    stable: &ReplicaSetView,
+) -> Outcome {
+    let hash = &stable.hash;
+    let mut out = carry(o, Some(hash));
+    out.current_step_index = Some(c.steps.len());
+    out.pause_conditions.clear();
+    out.controller_pause = false;
+    out.abort = false;
+    out.aborted_at = None;
+    out.promote_full = false;
+    ensure_scale(r, o, d, hash, r.replicas);
+    if stable.available > 0 {
+        // Stable pods serve: pointing both Services (and subsets) at them is safe at any weight.
+        point_services(c, o, d, hash, hash);
+        let traffic = stable_only(c, hash);
+        set_traffic(o, d, &traffic);
+        out.desired_traffic = c.traffic_routing.then_some(traffic);
+    }
+    let protected = [hash.as_str()];
+    cleanup::scale_down_others(r, c, o, d, &protected, c.scale_down_delay);
+    out.completed = d.intents.is_empty() && stable.available >= r.replicas;
+    out.progress = if out.completed {
+        progressing("NewReplicaSetAvailable", "Rollout is healthy".into())
+    } else {
+        progressing("ReplicaSetUpdated", waiting_for(o, hash, r.replicas))
+    };
+    out
+}
+
+/// A new template is being released against a stable one.
+fn progress(
+    r: &ValidatedRollout,
+    c: &Canary,
+    o: &Observed,
+    d: &mut Draft,
+    stable: &ReplicaSetView,
+) -> Outcome {
+    let mut out = carry(o, Some(&stable.hash));
+    if o.persisted.current_hash.as_deref() != Some(r.template_hash.as_str()) {
+        // A new revision (first canary, or one superseding a canary in flight): start over.
+        out.current_step_index = Some(0);
+        out.pause_conditions.clear();
+        out.controller_pause = false;
+        out.abort = false;
+        out.aborted_at = None;
+        out.promote_full = false;
+    }
+    if out.abort {
+        return abort(r, c, o, d, stable, out.aborted_at);
+    }
+    ensure_scale(r, o, d, &stable.hash, r.replicas);
+    let protected = [stable.hash.as_str(), r.template_hash.as_str()];
+    cleanup::scale_down_others(r, c, o, d, &protected, std::time::Duration::ZERO);
+    if r.paused {
+        out.progress = (
+            "RolloutPaused".into(),
+            "Rollout is paused by spec.paused".into(),
+        );
+        hold_traffic(c, o, &mut out);
+        return out;
+    }
+    let mut out = run_steps(r, c, o, d, stable, out);
+    check_deadline(r, o, d, &mut out);
+    out
+}
+
+/// Progress is a change of the `Progressing` message; none for `progressDeadlineSeconds`
+/// (outside pauses) means the release is stuck.
+fn check_deadline(r: &ValidatedRollout, o: &Observed, d: &mut Draft, out: &mut Outcome) {
+    if out.completed || !out.pause_conditions.is_empty() {
+        return;
+    }
+    let previous = o
+        .persisted
+        .conditions
+        .iter()
+        .find(|c| c.kind == PROGRESS_CONDITION);
+    let unchanged = previous.is_some_and(|c| {
+        c.message
+            .strip_prefix(DEADLINE_PREFIX)
+            .unwrap_or(&c.message)
+            == out.progress.1
+    });
+    let since = match previous {
+        Some(c) if unchanged => c.last_update_time,
+        _ => d.now,
+    };
+    let deadline = since + chrono_duration(r.progress_deadline);
+    if d.now >= deadline {
+        out.deadline_exceeded = true;
+    } else {
+        d.wake(deadline);
+    }
+}
+
+/// `Progressing=False` reason once the deadline passed (Argo's wording).
+pub(crate) const DEADLINE_REASON: &str = "ProgressDeadlineExceeded";
+/// Put before the stuck progress message, so the deadline check still recognises it.
+pub(crate) const DEADLINE_PREFIX: &str = "progress deadline exceeded: ";
+
+/// Walks the steps from the current index, completing every step the cluster already shows.
+fn run_steps(
+    r: &ValidatedRollout,
+    c: &Canary,
+    o: &Observed,
+    d: &mut Draft,
+    stable: &ReplicaSetView,
+    mut out: Outcome,
+) -> Outcome {
+    let mut index = out.current_step_index.unwrap_or(0).min(c.steps.len());
+    loop {
+        if out.promote_full || index >= c.steps.len() {
+            out.current_step_index = Some(c.steps.len());
+            return promote(r, c, o, d, stable, out);
+        }
+        let target = Target::at(r, c, index);
+        let before = d.intents.len();
+        let shown = reach_target(r, c, o, d, stable, &target, &mut out);
+        let step_done = shown && step_complete(c, &c.steps[index], o, d, &mut out);
+        if !step_done || d.intents.len() > before {
+            out.current_step_index = Some(index);
+            return out;
+        }
+        index += 1;
+        out.pause_conditions.clear();
+        out.controller_pause = false;
+        out.current_step_index = Some(index);
+    }
+}
+
+/// Finishes a release: full-size canary, stable Service and subset onto it, weight back to 0.
+fn promote(
+    r: &ValidatedRollout,
+    c: &Canary,
+    o: &Observed,
+    d: &mut Draft,
+    stable: &ReplicaSetView,
+    mut out: Outcome,
+) -> Outcome {
+    let new = &r.template_hash;
+    out.pause_conditions.clear();
+    out.controller_pause = false;
+    ensure_scale(r, o, d, new, r.replicas);
+    let available = o.replica_set(new).map_or(0, |rs| rs.available);
+    if available < r.replicas {
+        out.progress = progressing("ReplicaSetUpdated", waiting_for(o, new, r.replicas));
+        hold_traffic(c, o, &mut out);
+        return out;
+    }
+    // The new pods are fully available, so every selector may point at them at any weight.
+    point_services(c, o, d, new, new);
+    let traffic = stable_only(c, new);
+    set_traffic(o, d, &traffic);
+    out.desired_traffic = c.traffic_routing.then_some(traffic);
+    if d.intents.is_empty() {
+        out.stable_hash = Some(new.clone());
+        out.promote_full = false;
+        out.completed = true;
+        out.progress = progressing("NewReplicaSetAvailable", "Rollout is healthy".into());
+    } else {
+        let msg = format!("promoting {new}: moving stable traffic off {}", stable.hash);
+        out.progress = progressing("RolloutPromoting", msg);
+    }
+    out
+}
+
+/// Aborts: all traffic to stable, read back, and only then the canary scales down.
+fn abort(
+    r: &ValidatedRollout,
+    c: &Canary,
+    o: &Observed,
+    d: &mut Draft,
+    stable: &ReplicaSetView,
+    aborted_at: Option<DateTime<Utc>>,
+) -> Outcome {
+    let mut out = carry(o, Some(&stable.hash));
+    out.abort = true;
+    out.aborted_at = Some(aborted_at.unwrap_or(d.now));
+    out.current_step_index = Some(0);
+    out.pause_conditions.clear();
+    out.controller_pause = false;
+    out.promote_full = false;
+    ensure_scale(r, o, d, &stable.hash, r.replicas);
+    let canary_hash = o
+        .canary_service_hash
+        .clone()
+        .unwrap_or_else(|| r.template_hash.clone());
+    let traffic = DesiredTraffic {
+        subsets: c.subset_split.then(|| SubsetHashes {
+            stable: stable.hash.clone(),
+            canary: current_subsets(o).map_or(canary_hash, |s| s.canary),
+        }),
+        ..DesiredTraffic::all_stable()
+    };
+    if stable.available > 0 {
+        set_traffic(o, d, &traffic);
+        if let Some(service) = &c.stable_service {
+            point_service(o.stable_service_hash.as_deref(), d, service, &stable.hash);
+        }
+    }
+    out.desired_traffic = c.traffic_routing.then_some(traffic);
+    if d.intents.is_empty() {
+        let protected = [stable.hash.as_str()];
+        cleanup::scale_down_others(r, c, o, d, &protected, c.abort_scale_down_delay);
+    }
+    out.progress = (
+        "RolloutAborted".into(),
+        "Rollout aborted: traffic returned to stable".into(),
+    );
+    out
+}
+
+/// The replica counts, weight and managed routes in force at a step.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Target {
+    pub weight: u8,
+    pub canary_replicas: i32,
+    pub header_routes: Vec<crate::traffic::HeaderRoute>,
+    pub mirror_routes: Vec<crate::traffic::MirrorRoute>,
+}
+
+impl Target {
+    /// Folds steps `0..=index`: the last `setWeight`, `setCanaryScale` and route steps win.
+    pub fn at(r: &ValidatedRollout, c: &Canary, index: usize) -> Target {
+        let mut weight = 0u8;
+        let mut scale = CanaryScale::MatchTrafficWeight;
+        let mut header_routes: Vec<crate::traffic::HeaderRoute> = Vec::new();
+        let mut mirror_routes: Vec<crate::traffic::MirrorRoute> = Vec::new();
+        for step in c.steps.iter().take(index + 1) {
+            match step {
+                Step::SetWeight(w) => weight = *w,
+                Step::SetCanaryScale(s) => scale = *s,
+                Step::SetHeaderRoute(h) => {
+                    upsert(&mut header_routes, h.clone(), h.matches.is_empty())
+                }
+                Step::SetMirrorRoute(m) => {
+                    upsert(&mut mirror_routes, m.clone(), m.matches.is_empty())
+                }
+                Step::Pause(_) | Step::Analysis => {}
+            }
+        }
+        let canary_replicas = match scale {
+            CanaryScale::Replicas(n) => n.clamp(0, r.replicas.max(n)),
+            CanaryScale::Weight(w) => share(r.replicas, w),
+            CanaryScale::MatchTrafficWeight => share(r.replicas, weight),
+        };
+        Target {
+            weight,
+            canary_replicas,
+            header_routes,
+            mirror_routes,
+        }
+    }
+}
+
+trait Named {
+    fn name(&self) -> &str;
+}
+impl Named for crate::traffic::HeaderRoute {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+impl Named for crate::traffic::MirrorRoute {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Replaces the route of the same name, or removes it when `remove` is set.
+fn upsert<T: Named>(routes: &mut Vec<T>, route: T, remove: bool) {
+    routes.retain(|r| r.name() != route.name());
+    if !remove {
+        routes.push(route);
+    }
+}
+
+/// `replicas * percent / 100`, rounded up (Argo's rule), so a non-zero weight gets a pod.
+pub(crate) fn share(replicas: i32, percent: u8) -> i32 {
+    let replicas = i64::from(replicas.max(0));
+    let scaled = (replicas * i64::from(percent) + 99) / 100;
+    i32::try_from(scaled).unwrap_or(i32::MAX)
+}
+
+/// Scales toward a step's target; true when the cluster shows it (pods and verified traffic).
+fn reach_target(
+    r: &ValidatedRollout,
+    c: &Canary,
+    o: &Observed,
+    d: &mut Draft,
+    stable: &ReplicaSetView,
+    t: &Target,
+    out: &mut Outcome,
+) -> bool {
+    let new = r.template_hash.as_str();
+    let canary = o.replica_set(new);
+    let available = canary.map_or(0, |rs| rs.available);
+    ensure_scale(r, o, d, new, t.canary_replicas);
+    if !c.traffic_routing {
+        scale_stable_for_basic_canary(r, o, d, stable, t, available);
+        out.progress = progressing("ReplicaSetUpdated", waiting_for(o, new, t.canary_replicas));
+        return available >= t.canary_replicas && d.intents.is_empty();
+    }
+    let traffic = canary_traffic(c, o, stable, new, available, t);
+    // Moving the canary Service onto the new pods is safe when they serve, or when the weight
+    // read back is 0 (a superseded canary must first lose its traffic).
+    if let Some(service) = c
+        .canary_service
+        .as_ref()
+        .filter(|_| available > 0 || traffic_is_zero(o))
+    {
+        point_service(o.canary_service_hash.as_deref(), d, service, new);
+    }
+    set_traffic(o, d, &traffic);
+    let reached = available >= t.canary_replicas && traffic.canary_weight == t.weight;
+    out.desired_traffic = Some(traffic);
+    out.progress = progressing("ReplicaSetUpdated", step_message(o, new, t, reached));
+    reached && d.intents.is_empty()
+}
+
+/// Without a mesh the weight is the share of pods: stable gives up pods only once canary pods
+/// are available to take the load.
+fn scale_stable_for_basic_canary(
+    r: &ValidatedRollout,
+    o: &Observed,
+    d: &mut Draft,
+    stable: &ReplicaSetView,
+    t: &Target,
+    canary_available: i32,
+) {
+    let wanted = (r.replicas - t.canary_replicas).max(0);
+    let floor = (r.replicas - canary_available).max(0);
+    ensure_scale(r, o, d, &stable.hash, wanted.max(floor));
+}
+
+/// The traffic a step may have now: its weight only once the canary is fully scaled for it,
+/// never more than it, and nothing at all while the canary has no available pod.
+fn canary_traffic(
+    c: &Canary,
+    o: &Observed,
+    stable: &ReplicaSetView,
+    new: &str,
+    available: i32,
+    t: &Target,
+) -> DesiredTraffic {
+    let observed = o
+        .traffic
+        .as_ref()
+        .and_then(|tr| tr.canary_weight)
+        .unwrap_or(0);
+    let subsets_safe = available > 0 || traffic_is_zero(o);
+    let subsets = if c.subset_split {
+        let canary = if subsets_safe {
+            new.to_owned()
+        } else {
+            current_subsets(o).map_or_else(|| stable.hash.clone(), |s| s.canary)
+        };
+        Some(SubsetHashes {
+            stable: stable.hash.clone(),
+            canary,
+        })
+    } else {
+        None
+    };
+    let pointed = !c.subset_split || subsets_safe;
+    let service_ok = c.canary_service.is_none() || o.canary_service_hash.as_deref() == Some(new);
+    let serving = available > 0 && pointed && (service_ok || c.subset_split);
+    let weight = if !serving {
+        0
+    } else if available >= t.canary_replicas {
+        t.weight
+    } else {
+        observed.min(t.weight)
+    };
+    let routes_ok = serving;
+    DesiredTraffic {
+        canary_weight: weight,
+        header_routes: if routes_ok {
+            t.header_routes.clone()
+        } else {
+            Vec::new()
+        },
+        mirror_routes: if routes_ok {
+            t.mirror_routes.clone()
+        } else {
+            Vec::new()
+        },
+        subsets,
+    }
+}
+
+/// Completion of the step itself once its target is shown (pauses and analysis wait here).
+fn step_complete(_c: &Canary, step: &Step, o: &Observed, d: &mut Draft, out: &mut Outcome) -> bool {
+    match step {
+        Step::Pause(duration) => pause_done(o, d, out, PauseReason::CanaryPauseStep, *duration),
+        Step::Analysis => pause_done(o, d, out, PauseReason::AnalysisStep, None),
+        Step::SetWeight(_)
+        | Step::SetCanaryScale(_)
+        | Step::SetHeaderRoute(_)
+        | Step::SetMirrorRoute(_) => true,
+    }
+}
+
+/// A pause step: entered once (condition with start time), ended by expiry or by the user
+/// removing the condition while `controllerPause` is set (a promote).
+fn pause_done(
+    o: &Observed,
+    d: &mut Draft,
+    out: &mut Outcome,
+    reason: PauseReason,
+    duration: Option<std::time::Duration>,
+) -> bool {
+    let existing = o
+        .persisted
+        .pause_conditions
+        .iter()
+        .find(|p| p.reason == reason);
+    match existing {
+        None if o.persisted.controller_pause && out.controller_pause => true,
+        None => {
+            out.pause_conditions = vec![PauseCondition {
+                reason,
+                start_time: d.now,
+            }];
+            out.controller_pause = true;
+            out.progress = (
+                "RolloutPaused".into(),
+                format!("Rollout is paused ({})", reason.as_str()),
+            );
+            if let Some(duration) = duration {
+                d.wake(d.now + chrono_duration(duration));
+            }
+            duration.is_some_and(|x| x.is_zero())
+        }
+        Some(p) => {
+            out.pause_conditions = vec![p.clone()];
+            out.controller_pause = true;
+            out.progress = (
+                "RolloutPaused".into(),
+                format!("Rollout is paused ({})", reason.as_str()),
+            );
+            match duration {
+                Some(duration) if d.now >= p.start_time + chrono_duration(duration) => true,
+                Some(duration) => {
+                    d.wake(p.start_time + chrono_duration(duration));
+                    false
+                }
+                None => false,
+            }
+        }
+    }
+}
+
+pub(crate) fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// While holding (spec.paused, waiting for the canary to scale), keep the weights as observed,
+/// capped at zero when the canary has nothing available.
+fn hold_traffic(c: &Canary, o: &Observed, out: &mut Outcome) {
+    if c.traffic_routing {
+        out.desired_traffic = o.traffic.as_ref().map(|t| DesiredTraffic {
+            canary_weight: t.canary_weight.unwrap_or(0),
+            header_routes: Vec::new(),
+            mirror_routes: Vec::new(),
+            subsets: t.subsets.clone(),
+        });
+    }
+}
+
+fn stable_only(c: &Canary, hash: &str) -> DesiredTraffic {
+    DesiredTraffic {
+        subsets: c.subset_split.then(|| SubsetHashes {
+            stable: hash.to_owned(),
+            canary: hash.to_owned(),
+        }),
+        ..DesiredTraffic::all_stable()
+    }
+}
+
+/// Emits `SetTraffic` unless the read-back already shows `desired`.
+fn set_traffic(o: &Observed, d: &mut Draft, desired: &DesiredTraffic) {
+    let shown = o.traffic.as_ref().is_some_and(|t| t.matches(desired));
+    if !shown {
+        d.push(Intent::SetTraffic(desired.clone()));
+    }
+}
+
+fn traffic_is_zero(o: &Observed) -> bool {
+    o.traffic
+        .as_ref()
+        .is_none_or(|t| t.canary_weight == Some(0) && t.managed_routes.is_empty())
+}
+
+fn current_subsets(o: &Observed) -> Option<SubsetHashes> {
+    o.traffic.as_ref().and_then(|t| t.subsets.clone())
+}
+
+fn point_services(c: &Canary, o: &Observed, d: &mut Draft, stable: &str, canary: &str) {
+    if let Some(service) = &c.stable_service {
+        point_service(o.stable_service_hash.as_deref(), d, service, stable);
+    }
+    if let Some(service) = &c.canary_service {
+        point_service(o.canary_service_hash.as_deref(), d, service, canary);
+    }
+}
+
+fn point_service(current: Option<&str>, d: &mut Draft, service: &str, hash: &str) {
+    if current != Some(hash) {
+        d.push(Intent::PointService {
+            service: service.to_owned(),
+            hash: hash.to_owned(),
+        });
+    }
+}
+
+/// Creates or scales the ReplicaSet of `hash` to `replicas`, clearing a pending scale-down.
+pub(crate) fn ensure_scale(
+    r: &ValidatedRollout,
+    o: &Observed,
+    d: &mut Draft,
+    hash: &str,
+    replicas: i32,
+) {
+    match o.replica_set(hash) {
+        None => {
+            let revision = o
+                .replica_sets
+                .iter()
+                .map(|rs| rs.revision)
+                .max()
+                .unwrap_or(0)
+                + 1;
+            let pending = d
+                .intents
+                .iter()
+                .any(|i| matches!(i, Intent::CreateReplicaSet { hash: h, .. } if h == hash));
+            if !pending {
+                d.push(Intent::CreateReplicaSet {
+                    hash: hash.to_owned(),
+                    replicas,
+                    revision,
+                });
+            }
+        }
+        Some(rs) => {
+            if rs.scale_down_at.is_some() {
+                d.push(Intent::SetScaleDownDeadline {
+                    name: rs.name.clone(),
+                    at: None,
+                });
+            }
+            if rs.replicas != replicas {
+                d.push(Intent::ScaleReplicaSet {
+                    name: rs.name.clone(),
+                    replicas,
+                });
+            }
+            let newest = o.replica_sets.iter().map(|x| x.revision).max().unwrap_or(0);
+            if hash == r.template_hash && rs.revision < newest {
+                d.push(Intent::SetRevision {
+                    name: rs.name.clone(),
+                    revision: newest + 1,
+                });
+            }
+        }
+    }
+}
+
+fn progressing(reason: &str, message: String) -> (String, String) {
+    (reason.to_owned(), message)
+}
+
+fn waiting_for(o: &Observed, hash: &str, replicas: i32) -> String {
+    let available = o.replica_set(hash).map_or(0, |rs| rs.available);
+    format!("waiting for ReplicaSet {hash}: {available}/{replicas} available")
+}
+
+fn step_message(o: &Observed, new: &str, t: &Target, reached: bool) -> String {
+    if reached {
+        return format!("canary at weight {} verified", t.weight);
+    }
+    let observed = o.traffic.as_ref().and_then(|x| x.canary_weight);
+    let observed = observed.map_or_else(|| "unknown".to_owned(), |w| w.to_string());
+    format!(
+        "{}; canary weight {observed} of {}",
+        waiting_for(o, new, t.canary_replicas),
+        t.weight
+    )
+}
+
+/// The condition kind whose message tracks progress, for the progress deadline.
+const PROGRESS_CONDITION: ConditionKind = ConditionKind::Progressing;
+
+/// Scales a ReplicaSet to zero (no-op when it already is).
+pub(crate) fn ensure_scale_down(d: &mut Draft, rs: &ReplicaSetView) {
+    if rs.replicas != 0 {
+        d.push(Intent::ScaleReplicaSet {
+            name: rs.name.clone(),
+            replicas: 0,
+        });
+    }
+}

@@ -1,0 +1,93 @@
+//! Scale-down of ReplicaSets that are neither stable nor current, and revision-history pruning.
+//!
+//! A ReplicaSet loses its pods only when the traffic read back shows it receives none (no
+//! Service selector or subset that carries weight points at it), and only after its delay,
+//! persisted as a deadline so a restart neither shortens nor repeats it.
+
+use std::time::Duration;
+
+use super::canary::{chrono_duration, ensure_scale_down};
+use super::{Draft, Intent};
+use crate::rollout::model::{Canary, Observed, ReplicaSetView, ValidatedRollout};
+
+/// Scales every unprotected ReplicaSet to zero once it carries no traffic and `delay` passed.
+pub(crate) fn scale_down_others(
+    r: &ValidatedRollout,
+    c: &Canary,
+    o: &Observed,
+    d: &mut Draft,
+    protected: &[&str],
+    delay: Duration,
+) {
+    let others = o
+        .replica_sets
+        .iter()
+        .filter(|rs| !protected.contains(&rs.hash.as_str()));
+    for rs in others.filter(|rs| rs.replicas > 0) {
+        if receives_traffic(c, o, &rs.hash) {
+            continue;
+        }
+        scale_down_after(c, d, rs, delay);
+    }
+    prune_history(r, c, o, d, protected);
+}
+
+fn scale_down_after(c: &Canary, d: &mut Draft, rs: &ReplicaSetView, delay: Duration) {
+    if !c.traffic_routing || delay.is_zero() {
+        ensure_scale_down(d, rs);
+        return;
+    }
+    match rs.scale_down_at {
+        None => {
+            let at = d.now + chrono_duration(delay);
+            d.push(Intent::SetScaleDownDeadline {
+                name: rs.name.clone(),
+                at: Some(at),
+            });
+            d.wake(at);
+        }
+        Some(at) if d.now >= at => ensure_scale_down(d, rs),
+        Some(at) => d.wake(at),
+    }
+}
+
+/// True when a Service selector or a DestinationRule subset that may carry traffic selects
+/// `hash`. The stable selectors always carry traffic; the canary ones only while the weight
+/// read back is not 0 or a managed route exists.
+pub(crate) fn receives_traffic(c: &Canary, o: &Observed, hash: &str) -> bool {
+    if !c.traffic_routing {
+        return false;
+    }
+    let canary_live = o
+        .traffic
+        .as_ref()
+        .is_none_or(|t| t.canary_weight != Some(0) || !t.managed_routes.is_empty());
+    let subsets = o.traffic.as_ref().and_then(|t| t.subsets.as_ref());
+    let stable_selects =
+        o.stable_service_hash.as_deref() == Some(hash) || subsets.is_some_and(|s| s.stable == hash);
+    let canary_selects =
+        o.canary_service_hash.as_deref() == Some(hash) || subsets.is_some_and(|s| s.canary == hash);
+    stable_selects || (canary_live && canary_selects)
+}
+
+/// Deletes scaled-down ReplicaSets beyond `revisionHistoryLimit`, oldest revisions first.
+fn prune_history(
+    r: &ValidatedRollout,
+    c: &Canary,
+    o: &Observed,
+    d: &mut Draft,
+    protected: &[&str],
+) {
+    let mut idle: Vec<&ReplicaSetView> = o
+        .replica_sets
+        .iter()
+        .filter(|rs| !protected.contains(&rs.hash.as_str()))
+        .filter(|rs| rs.replicas == 0 && !receives_traffic(c, o, &rs.hash))
+        .collect();
+    idle.sort_by_key(|rs| std::cmp::Reverse(rs.revision));
+    for rs in idle.into_iter().skip(r.revision_history_limit) {
+        d.push(Intent::DeleteReplicaSet {
+            name: rs.name.clone(),
+        });
+    }
+}

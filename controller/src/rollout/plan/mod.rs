@@ -1,0 +1,136 @@
+//! The pure planner: `plan(&ValidatedRollout, &Observed, now) -> Plan`.
+//!
+//! The planner takes no client and performs no I/O. It returns ordered intents for the apply
+//! stage, the complete next status, the transitions that happened (for events) and when to look
+//! again. All weight and replica arithmetic of Sluice lives here, so every invariant of DESIGN
+//! section 3 can be checked on this function alone.
+//!
+//! Guarantees:
+//! - Intents come in the safe order; the apply stage runs them in sequence and stops at the
+//!   first failure, so a later intent never runs without the earlier ones.
+//! - A ReplicaSet is scaled down (or loses traffic-carrying selectors) only after the traffic read
+//!   back shows it receives none (invariant 3).
+//! - Traffic goes to the canary only when it has available pods, and never above the current
+//!   step's weight (invariants 1 and 2).
+//! - A settled world yields no intents and no requeue (invariant 6).
+
+mod canary;
+mod cleanup;
+mod status;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+pub use status::{NextStatus, Phase, Transition};
+
+use super::model::{Observed, Strategy, ValidatedRollout};
+use crate::traffic::DesiredTraffic;
+
+/// A change the apply stage makes, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Intent {
+    /// Create the ReplicaSet of the current pod template.
+    CreateReplicaSet {
+        hash: String,
+        replicas: i32,
+        revision: i64,
+    },
+    /// Set `spec.replicas` of an owned ReplicaSet.
+    ScaleReplicaSet { name: String, replicas: i32 },
+    /// Give an existing ReplicaSet a new revision (a rollback re-uses an old template).
+    SetRevision { name: String, revision: i64 },
+    /// Persist (or clear) when a ReplicaSet may be scaled to zero.
+    SetScaleDownDeadline {
+        name: String,
+        at: Option<DateTime<Utc>>,
+    },
+    /// Point a Service's `rollouts-pod-template-hash` selector at a version.
+    PointService { service: String, hash: String },
+    /// Make the mesh show these weights, managed routes and subsets.
+    SetTraffic(DesiredTraffic),
+    /// Delete a ReplicaSet beyond `revisionHistoryLimit`.
+    DeleteReplicaSet { name: String },
+}
+
+/// Everything one reconcile decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub intents: Vec<Intent>,
+    pub status: NextStatus,
+    pub transitions: Vec<Transition>,
+    /// When a timer (pause expiry, scale-down delay, progress deadline) needs a new look.
+    pub requeue_after: Option<Duration>,
+}
+
+/// Decides the next moves of one Rollout. See the module docs for the guarantees.
+pub fn plan(rollout: &ValidatedRollout, observed: &Observed, now: DateTime<Utc>) -> Plan {
+    let mut draft = Draft::new(now);
+    let outcome = match &rollout.strategy {
+        Strategy::Canary(canary) => canary::plan(rollout, canary, observed, &mut draft),
+    };
+    draft.finish(rollout, observed, outcome)
+}
+
+/// What the strategy planner found, for the status.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Outcome {
+    pub stable_hash: Option<String>,
+    pub current_step_index: Option<usize>,
+    pub desired_traffic: Option<DesiredTraffic>,
+    pub abort: bool,
+    pub aborted_at: Option<DateTime<Utc>>,
+    pub promote_full: bool,
+    pub pause_conditions: Vec<super::model::PauseCondition>,
+    pub controller_pause: bool,
+    /// `Progressing` reason and message: a change of the message counts as progress.
+    pub progress: (String, String),
+    pub deadline_exceeded: bool,
+    pub completed: bool,
+}
+
+/// The plan under construction: intents in order and the earliest timer.
+pub(crate) struct Draft {
+    pub now: DateTime<Utc>,
+    pub intents: Vec<Intent>,
+    pub wake_at: Option<DateTime<Utc>>,
+}
+
+impl Draft {
+    fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            now,
+            intents: Vec::new(),
+            wake_at: None,
+        }
+    }
+
+    pub fn push(&mut self, intent: Intent) {
+        self.intents.push(intent);
+    }
+
+    /// Asks for a new look at `at` (the earliest request wins; past times mean "now").
+    pub fn wake(&mut self, at: DateTime<Utc>) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
+    fn finish(self, rollout: &ValidatedRollout, observed: &Observed, outcome: Outcome) -> Plan {
+        let status = status::next_status(rollout, observed, &outcome, self.now);
+        let transitions = status::transitions(&observed.persisted, &status, &outcome);
+        let requeue_after = self.wake_at.map(|at| {
+            (at - self.now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .max(Duration::from_millis(10))
+        });
+        Plan {
+            intents: self.intents,
+            status,
+            transitions,
+            requeue_after,
+        }
+    }
+}
