@@ -1,4 +1,7 @@
 //! The Sluice controller: observe -> validate -> plan -> apply -> status for Rollouts.
 
+pub mod leader;
+pub mod replicaset;
 pub mod rollout;
+pub mod time;
 pub mod traffic;

@@ -1,4 +1,6 @@
 //! The Rollout controller: observe -> validate -> plan -> apply -> status.
 
+pub mod apply;
 pub mod model;
+pub mod observe;
 pub mod plan;
