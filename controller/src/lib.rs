@@ -1,5 +1,6 @@
 //! The Sluice controller: observe -> validate -> plan -> apply -> status for Rollouts.
 
+pub mod http;
 pub mod leader;
 pub mod replicaset;
 pub mod rollout;
