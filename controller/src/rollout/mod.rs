@@ -1,6 +1,7 @@
 //! The Rollout controller: observe -> validate -> plan -> apply -> status.
 
 pub mod apply;
+pub mod events;
 pub mod model;
 pub mod observe;
 pub mod plan;
