@@ -129,7 +129,8 @@ impl<'v> VirtualServiceView<'v> {
         })
     }
 
-    /// The first selected http route: the one header and mirror routes copy destinations from.
+    /// The first selected http route (first listed, or the only one): the one header and mirror
+    /// routes copy their destinations from.
     pub(crate) fn first_http(&self) -> Option<&SplitRoute<'v>> {
         self.split
             .iter()
@@ -201,22 +202,27 @@ fn select_implicitly(
     Ok(candidates)
 }
 
+/// In the order the names are listed: the first one is the route managed routes copy from, as
+/// in Argo.
 fn select_http_by_name(
     config: &IstioConfig,
     names: &[String],
     routes: &[Value],
     loc: &Loc,
 ) -> Result<Vec<usize>, TrafficError> {
-    let mut selected = BTreeSet::new();
+    let mut selected = Vec::new();
     for wanted in names {
         if config.is_managed(wanted) {
             return Err(TrafficError::InvalidReference(format!(
                 "route \"{wanted}\" is listed both as a weighted route and in managedRoutes"
             )));
         }
-        selected.insert(find_http(wanted, routes, loc)?);
+        let index = find_http(wanted, routes, loc)?;
+        if !selected.contains(&index) {
+            selected.push(index);
+        }
     }
-    Ok(selected.into_iter().collect())
+    Ok(selected)
 }
 
 fn find_http(wanted: &str, routes: &[Value], loc: &Loc) -> Result<usize, TrafficError> {

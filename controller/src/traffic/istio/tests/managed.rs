@@ -176,3 +176,30 @@ fn a_user_route_that_is_not_managed_is_never_removed() {
     let after = apply_first(&config, &object, &DesiredTraffic::all_stable());
     assert_eq!(http_names(&after), ["primary", "header-2"]);
 }
+
+#[test]
+fn mirror_route_copies_the_first_listed_route_like_argo() {
+    let mut config = config();
+    config.virtual_services = vec![vs_ref("web", &["b", "a"])];
+    let b = http_route(
+        Some("b"),
+        vec![
+            dest(STABLE, None, Some(90)),
+            dest("legacy", None, Some(10)),
+            dest(CANARY, None, Some(0)),
+        ],
+    );
+    let object = virtual_service(json!({ "http": [split_route(Some("a"), 0, 100), b] }));
+    let desired = DesiredTraffic {
+        mirror_routes: vec![mirror_route("mirror-1", 5)],
+        ..weights(10)
+    };
+    let after = apply_first(&config, &object, &desired);
+    assert_eq!(http_names(&after), ["mirror-1", "a", "b"]);
+    let copied: Vec<Option<u64>> = (0..3).map(|j| weight_at(&after, "http", 0, j)).collect();
+    assert_eq!(
+        copied,
+        [Some(90), Some(10), Some(10)],
+        "stable 100-10, legacy kept, canary 10"
+    );
+}
