@@ -48,13 +48,13 @@ use crate::{
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisRunSpec {
     /// Metrics of all referenced templates, merged. Names are unique.
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(length(min = 1, max = 256))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub metrics: Vec<Metric>,
     /// Arguments with literal values resolved; `valueFrom.secretKeyRef` stays a reference and
     /// is read at measurement time so the secret never lands in this object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 256))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub args: Vec<Argument>,
     /// Stop measuring: set when the Rollout no longer needs the result (promotion, abort).
@@ -63,12 +63,12 @@ pub struct AnalysisRunSpec {
     pub terminate: bool,
     /// Metrics measured in dry-run mode.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 256))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["metricName"]))]
     pub dry_run: Vec<DryRun>,
     /// Measurement retention per metric.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 256))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["metricName"]))]
     pub measurement_retention: Vec<MeasurementRetention>,
 }

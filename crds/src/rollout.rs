@@ -147,7 +147,7 @@ fn rollout_spec_rules(schema: &mut Schema) {
 }
 
 /// Schema of `spec.selector`: the upstream `LabelSelector` with bounded `matchLabels` (for the
-/// CEL rule above) and at most 16 expressions.
+/// CEL rule above) and at most 16 expressions, immutable once created.
 fn selector_schema(generator: &mut SchemaGenerator) -> Schema {
     let mut value = LabelSelector::json_schema(generator).to_value();
     strip_descriptions(&mut value);
@@ -157,7 +157,17 @@ fn selector_schema(generator: &mut SchemaGenerator) -> Schema {
     if let Some(exprs) = property_mut(&mut value, &["matchExpressions"]) {
         exprs["maxItems"] = 16.into();
     }
-    value.try_into().expect("LabelSelector schema is an object")
+    let mut schema: Schema = value.try_into().expect("LabelSelector schema is an object");
+    // As for a Deployment: a new selector would no longer match the existing ReplicaSets' pods,
+    // orphaning them while the new ones start, with no traffic step in between.
+    add_rules(
+        &mut schema,
+        [rule(
+            "self == oldSelf",
+            "spec.selector is immutable; create a new Rollout to change it",
+        )],
+    );
+    schema
 }
 
 /// Schema of `spec.template`: the upstream `PodTemplateSpec`, fully typed so the API server

@@ -195,6 +195,9 @@ pub enum PauseReason {
     BlueGreenPause,
     /// An analysis run was inconclusive.
     InconclusiveAnalysisRun,
+    /// A canary `analysis` step waiting for its run (Sluice addition; until step analysis runs
+    /// are wired in, a promote continues past it).
+    AnalysisStep,
 }
 
 /// A Rollout condition (Argo Rollouts' shape, with `lastUpdateTime`).

@@ -1,6 +1,8 @@
 //! The real API server accepts Sluice's API exactly as documented: the generated CRDs install
-//! and become Established, every manifest in `examples/` is accepted, and every manifest in
-//! `tests/invalid/` is rejected with a message containing its `# expect:` line.
+//! and become Established, every manifest in `examples/` is accepted, every manifest in
+//! `tests/invalid/` is rejected with a message containing its `# expect:` line, and typed
+//! Rollouts and AnalysisRuns (with complete statuses, the scale subresource and the immutable
+//! selector) survive a round trip through the API server unchanged.
 //!
 //! Manifests are created with `dryRun=All`, so nothing is stored and no controller reacts; the
 //! API server still runs defaulting, pruning, schema and CEL validation. Creation uses the
@@ -21,6 +23,7 @@ use kube::{
     discovery::{Scope, pinned_kind},
 };
 use serde_json::Value;
+use sluice_crds::{AnalysisRun, AnalysisRunStatus, Rollout, RolloutStatus};
 
 /// Field manager `e2e/cluster` applies the CRDs with; reusing it keeps ownership in one place.
 const CRD_MANAGER: &str = "sluice-e2e";
@@ -143,6 +146,246 @@ async fn invalid_rejected(client: Client, ns: String, files: Vec<PathBuf>) -> Re
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_rollout_keeps_its_status_and_scales_through_the_api_server() -> Result<()> {
+    let client = sluice_tests::client().await?;
+    install_crds(&client).await?;
+    sluice_tests::with_namespace(&client, "it-api-rollout-", |ns| {
+        rollout_status_and_scale(client.clone(), ns)
+    })
+    .await
+}
+
+/// A typed Rollout is stored as written; a complete status applied the way the controller does
+/// (server-side apply on the status subresource, manager `sluice`) is stored without losing a
+/// field; the scale subresource reads and writes `spec.replicas`; the selector cannot change.
+async fn rollout_status_and_scale(client: Client, ns: String) -> Result<()> {
+    let rollouts: Api<Rollout> = Api::namespaced(client, &ns);
+    let rollout: Rollout = sluice_crds::from_yaml(ROLLOUT)?;
+    let created = rollouts.create(&PostParams::default(), &rollout).await?;
+    ensure!(
+        created.spec == rollout.spec,
+        "stored spec differs:\n{:#?}",
+        created.spec
+    );
+
+    let status: RolloutStatus = sluice_crds::from_yaml(STATUS)?;
+    let apply = serde_json::json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "Rollout",
+        "status": status,
+    });
+    let stored = rollouts
+        .patch_status(
+            "web",
+            &PatchParams::apply("sluice").force(),
+            &Patch::Apply(&apply),
+        )
+        .await
+        .context("server-side apply of a full status")?;
+    ensure!(
+        stored.status.as_ref() == Some(&status),
+        "stored status differs: {:#?}",
+        stored.status
+    );
+
+    let scale = rollouts.get_scale("web").await?;
+    ensure!(
+        scale.spec.and_then(|s| s.replicas) == Some(2),
+        "scale reads spec.replicas"
+    );
+    ensure!(
+        scale.status.map(|s| s.replicas) == Some(2),
+        "scale reads status.replicas"
+    );
+    let patch = serde_json::json!({"spec": {"replicas": 5}});
+    rollouts
+        .patch_scale("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let scaled = rollouts.get("web").await?;
+    ensure!(
+        scaled.spec.desired_replicas() == 5,
+        "scale writes spec.replicas"
+    );
+
+    let move_selector = serde_json::json!({"spec": {
+        "selector": {"matchLabels": {"app": "web-v2"}},
+        "template": {"metadata": {"labels": {"app": "web-v2"}}},
+    }});
+    match rollouts
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&move_selector),
+        )
+        .await
+    {
+        Ok(_) => bail!("changing spec.selector was accepted"),
+        Err(kube::Error::Api(status)) if status.message.contains("spec.selector is immutable") => {
+            Ok(())
+        }
+        Err(other) => Err(other).context("changing spec.selector failed for the wrong reason"),
+    }
+}
+
+const ROLLOUT: &str = r#"
+apiVersion: sluice.dev/v1alpha1
+kind: Rollout
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: web:1
+  strategy:
+    canary:
+      canaryService: web-canary
+      stableService: web-stable
+      trafficRouting:
+        istio:
+          virtualService: {name: web, routes: [primary]}
+      steps:
+      - setWeight: 20
+      - pause: {duration: 90}
+      - analysis:
+          templates: [{templateName: success-rate}]
+          args:
+          - name: hash
+            valueFrom: {podTemplateHashValue: Latest}
+"#;
+
+const STATUS: &str = r#"
+phase: Paused
+message: waiting at step 1
+observedGeneration: 1
+currentPodHash: 6d4f8b7c9
+currentStepHash: 5b8f9c
+stableRS: 7c9d5f6b8
+currentStepIndex: 1
+replicas: 2
+updatedReplicas: 1
+readyReplicas: 2
+availableReplicas: 2
+canary:
+  weights:
+    canary: {weight: 20, serviceName: web-canary, podTemplateHash: 6d4f8b7c9}
+    stable: {weight: 80, serviceName: web-stable, podTemplateHash: 7c9d5f6b8}
+    verified: true
+  currentStepAnalysisRunStatus: {name: web-6d4f8b7c9-2, status: Running, message: measuring}
+controllerPause: true
+pauseConditions:
+- reason: CanaryPauseStep
+  startTime: "2026-01-02T03:04:05Z"
+conditions:
+- type: Progressing
+  status: "True"
+  reason: RolloutPaused
+  message: Rollout is paused
+  lastUpdateTime: "2026-01-02T03:04:05Z"
+  lastTransitionTime: "2026-01-02T03:00:00Z"
+- type: Available
+  status: "True"
+  reason: AvailableReason
+  message: Rollout has minimum availability
+  lastUpdateTime: "2026-01-02T03:00:00Z"
+  lastTransitionTime: "2026-01-02T03:00:00Z"
+selector: app=web
+"#;
+
+#[tokio::test]
+async fn an_analysis_run_keeps_its_measurements() -> Result<()> {
+    let client = sluice_tests::client().await?;
+    install_crds(&client).await?;
+    sluice_tests::with_namespace(&client, "it-api-run-", |ns| run_status(client.clone(), ns)).await
+}
+
+/// The AnalysisRun status is the run's whole memory (the assessment is recomputed from it after
+/// a restart), so every field the controller writes must survive the API server's pruning.
+async fn run_status(client: Client, ns: String) -> Result<()> {
+    let runs: Api<AnalysisRun> = Api::namespaced(client, &ns);
+    let run: AnalysisRun = sluice_crds::from_yaml(RUN)?;
+    let created = runs.create(&PostParams::default(), &run).await?;
+    ensure!(
+        created.spec == run.spec,
+        "stored spec differs:\n{:#?}",
+        created.spec
+    );
+    let status: AnalysisRunStatus = sluice_crds::from_yaml(RUN_STATUS)?;
+    let apply = serde_json::json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "AnalysisRun",
+        "status": status,
+    });
+    let stored = runs
+        .patch_status(
+            "web-1",
+            &PatchParams::apply("sluice").force(),
+            &Patch::Apply(&apply),
+        )
+        .await
+        .context("server-side apply of a run status")?;
+    ensure!(
+        stored.status.as_ref() == Some(&status),
+        "stored status differs: {:#?}",
+        stored.status
+    );
+    Ok(())
+}
+
+const RUN: &str = r#"
+apiVersion: sluice.dev/v1alpha1
+kind: AnalysisRun
+metadata:
+  name: web-1
+spec:
+  args:
+  - name: service-name
+    value: web-canary
+  - name: token
+    valueFrom: {secretKeyRef: {name: prom, key: token}}
+  metrics:
+  - name: success-rate
+    interval: 1m
+    count: 3
+    successCondition: result[0] >= 0.95
+    onNaN: inconclusive
+    provider:
+      prometheus:
+        address: http://prometheus:9090
+        query: sum(rate(x[1m]))
+"#;
+
+const RUN_STATUS: &str = r#"
+phase: Running
+message: measuring
+startedAt: "2026-01-02T03:04:05Z"
+runSummary: {count: 1}
+metricResults:
+- name: success-rate
+  phase: Running
+  count: 2
+  successful: 1
+  inconclusive: 1
+  measurements:
+  - phase: Successful
+    value: "[0.98]"
+    startedAt: "2026-01-02T03:04:05Z"
+    finishedAt: "2026-01-02T03:04:06Z"
+    metadata: {resolvedQuery: "sum(rate(x[1m]))", sampleCount: "1"}
+  - phase: Inconclusive
+    message: "result is NaN (onNaN: inconclusive)"
+    value: "[NaN]"
+    startedAt: "2026-01-02T03:05:05Z"
+    finishedAt: "2026-01-02T03:05:06Z"
+"#;
 
 /// One corpus file: it must be rejected, and the API server's message must contain the text
 /// after `# expect:` on its first line.
