@@ -143,7 +143,8 @@ impl ObjectHandle {
     }
 
     /// Sends `patch` as an RFC 6902 JSON patch under [`FIELD_MANAGER`] and returns the stored
-    /// object. A failed `test` operation or a version conflict is [`TrafficError::Conflict`].
+    /// object. A failed `test` operation or a version conflict is [`TrafficError::Conflict`] (so
+    /// is any other 422, which the server does not tell apart; `apply` sorts that out).
     pub async fn patch(&self, patch: &json_patch::Patch) -> Result<Value, TrafficError> {
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
@@ -169,7 +170,8 @@ impl ObjectHandle {
         )
         .await;
         if let Err(err) = &result {
-            tracing::warn!(object = %self.label, category = err.category(), error = %err, "traffic update failed");
+            let category = err.category();
+            tracing::warn!(object = %self.label, category, error = %err, "traffic update failed");
         }
         result
     }
@@ -187,14 +189,11 @@ impl ObjectHandle {
     }
 }
 
-/// The API server answers 422 when a JSON-patch operation cannot be applied; for our patches,
-/// whose tests come before every write, that means a test failed (the object changed).
+/// A failed JSON-patch `test` is answered with 422 `Invalid` and a generic message ("the server
+/// rejected our request due to an error in our request"), the same as a schema rejection; it is
+/// taken as a conflict here and told apart in [`converge`] by reading the object again.
 fn is_failed_test(status: &Status) -> bool {
-    let message = status.message.to_ascii_lowercase();
-    status.code == 422
-        && (message.contains("testing value")
-            || message.contains("test operation")
-            || message.contains("test failed"))
+    status.is_invalid()
 }
 
 /// kube 5.0.0's `Patch::Json` holds the `json_patch` 4.x type while the workspace uses 5.x; the
@@ -216,6 +215,11 @@ fn to_json(object: &DynamicObject) -> Result<Value, TrafficError> {
 /// Guarantees: nothing is written when the first read already matches; a write is only counted
 /// as done when the object the server returned renders to an empty patch. A conflict (a failed
 /// guard) leads to a fresh read, at most [`READS`] reads in all.
+///
+/// The API server answers a failed `test` with a bare 422 that cannot be told apart from other
+/// rejections (schema validation, admission). So after a rejection the object is read again: if
+/// it renders to the very same patch, none of the guarded values moved, the rejection was not a
+/// concurrent edit, and retrying cannot help.
 pub(crate) async fn converge<G, GF, P, PF, R>(
     label: &str,
     get: G,
@@ -229,17 +233,29 @@ where
     PF: Future<Output = Result<Value, TrafficError>>,
     R: Fn(&Value) -> Result<json_patch::Patch, TrafficError>,
 {
+    let mut rejected: Option<json_patch::Patch> = None;
     for _ in 0..READS {
         let current = get().await?;
         let wanted = render(&current)?;
         if wanted.0.is_empty() {
             return Ok(());
         }
-        match patch(wanted).await {
+        if rejected.as_ref() == Some(&wanted) {
+            return Err(refused(label, &wanted));
+        }
+        match patch(wanted.clone()).await {
             Ok(written) if render(&written)?.0.is_empty() => return Ok(()),
-            Ok(_) | Err(TrafficError::Conflict(_)) => continue,
+            Ok(_) => rejected = None,
+            Err(TrafficError::Conflict(_)) => rejected = Some(wanted),
             Err(err) => return Err(err),
         }
     }
     Err(TrafficError::Conflict(label.to_owned()))
+}
+
+fn refused(label: &str, patch: &json_patch::Patch) -> TrafficError {
+    TrafficError::InvalidReference(format!(
+        "{label}: the API server rejects the patch {patch} although the object did not change \
+         (its schema or an admission webhook refuses it)"
+    ))
 }

@@ -139,3 +139,21 @@ async fn an_invalid_reference_is_returned_without_writing() {
     assert_eq!(error.category(), "InvalidReference");
     assert_eq!(store.counts(), (1, 0));
 }
+
+#[tokio::test]
+async fn a_patch_rejected_on_an_unchanged_object_is_reported_not_retried() {
+    // Like a schema or webhook rejection: 422, and the object stays as it was.
+    let store = Store::new(initial(), |_, _| {});
+    let config = config();
+    let render = |object: &Value| {
+        virtual_service::render(&config, &config.virtual_services[0], object, &weights(10))
+    };
+    let reject =
+        |_| async { Err::<Value, _>(TrafficError::Conflict("VirtualService shop/web".into())) };
+    let error = converge("VirtualService shop/web", || store.get(), reject, render)
+        .await
+        .expect_err("rejected");
+    assert_eq!(error.category(), "InvalidReference");
+    assert!(error.to_string().contains("rejects the patch"), "{error}");
+    assert_eq!(store.counts(), (2, 0));
+}
