@@ -78,7 +78,7 @@ fn unrelated_route(index: usize) -> impl Strategy<Value = Value> {
 }
 
 /// The selected route `primary`: canary and stable in either order, optional third destination.
-fn primary() -> impl Strategy<Value = Value> {
+fn primary(subsets: bool) -> impl Strategy<Value = Value> {
     (
         host(CANARY),
         host(STABLE),
@@ -88,8 +88,16 @@ fn primary() -> impl Strategy<Value = Value> {
         any::<bool>(),
         user_fields(),
     )
-        .prop_map(|(canary, stable, cw, sw, swap, legacy, fields)| {
-            let mut entries = vec![dest(&canary, None, cw), dest(&stable, None, sw)];
+        .prop_map(move |(canary, stable, cw, sw, swap, legacy, fields)| {
+            let mut entries = if subsets {
+                // Subset-level: one host, told apart by subset only.
+                vec![
+                    dest(&canary, Some("canary"), cw),
+                    dest(&canary, Some("stable"), sw),
+                ]
+            } else {
+                vec![dest(&canary, None, cw), dest(&stable, None, sw)]
+            };
             if swap {
                 entries.swap(0, 1);
             }
@@ -114,10 +122,15 @@ fn stale_managed() -> impl Strategy<Value = Option<(usize, Value)>> {
     )
 }
 
-fn virtual_service_strategy() -> impl Strategy<Value = Value> {
+/// `(subset-level?, VirtualService)`.
+fn virtual_service_strategy() -> impl Strategy<Value = (bool, Value)> {
+    any::<bool>().prop_flat_map(|subsets| (Just(subsets), virtual_service_with(subsets)))
+}
+
+fn virtual_service_with(subsets: bool) -> impl Strategy<Value = Value> {
     let before = prop::collection::vec(0usize..1, 0..3);
     let after = prop::collection::vec(0usize..1, 0..3);
-    (before, after, primary(), stale_managed(), any::<bool>())
+    (before, after, primary(subsets), stale_managed(), any::<bool>())
         .prop_flat_map(|(before, after, primary, stale, tls)| {
             let count = before.len() + after.len();
             let routes = (0..count).map(unrelated_route).collect::<Vec<_>>();
@@ -167,10 +180,10 @@ fn wanted_names(desired: &DesiredTraffic) -> Vec<String> {
 proptest! {
     #[test]
     fn rendered_patch_reaches_desired_state_and_changes_nothing_else(
-        object in virtual_service_strategy(),
+        (subsets, object) in virtual_service_strategy(),
         desired in desired_strategy(),
     ) {
-        let mut config = config();
+        let mut config = if subsets { subset_config() } else { config() };
         config.virtual_services = vec![vs_ref("web", &["primary"])];
         let after = apply_first(&config, &object, &desired);
         let observed = observe_first(&config, &after);
