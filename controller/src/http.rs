@@ -35,7 +35,10 @@ async fn metrics(State(state): State<Arc<Endpoints>>) -> impl IntoResponse {
     match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         Ok(()) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             body,
         ),
         Err(_) => (
@@ -50,6 +53,9 @@ async fn readyz(State(state): State<Arc<Endpoints>>) -> impl IntoResponse {
     if state.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: caches syncing or not the leader")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: caches syncing or not the leader",
+        )
     }
 }

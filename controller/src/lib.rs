@@ -1,8 +1,11 @@
 //! The Sluice controller: observe -> validate -> plan -> apply -> status for Rollouts.
 
+pub mod context;
 pub mod http;
 pub mod leader;
+pub mod metrics;
 pub mod replicaset;
 pub mod rollout;
+pub mod run;
 pub mod time;
 pub mod traffic;

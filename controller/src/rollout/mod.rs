@@ -5,3 +5,6 @@ pub mod events;
 pub mod model;
 pub mod observe;
 pub mod plan;
+pub mod reconcile;
+pub mod status;
+pub mod validate;

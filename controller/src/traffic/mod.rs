@@ -158,7 +158,10 @@ pub trait TrafficRouter: Send + Sync {
     /// Reads the current state back from the cluster.
     fn observe(&self) -> impl Future<Output = Result<ObservedTraffic, TrafficError>> + Send;
     /// Makes the cluster show `desired`; writes nothing when it already does.
-    fn apply(&self, desired: &DesiredTraffic) -> impl Future<Output = Result<(), TrafficError>> + Send;
+    fn apply(
+        &self,
+        desired: &DesiredTraffic,
+    ) -> impl Future<Output = Result<(), TrafficError>> + Send;
     /// All traffic to stable and managed routes removed.
     fn reset(&self) -> impl Future<Output = Result<(), TrafficError>> + Send {
         async move { self.apply(&DesiredTraffic::all_stable()).await }

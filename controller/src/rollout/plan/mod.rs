@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub use status::{NextStatus, Phase, Transition};
+pub(crate) use status::condition;
+pub use status::{NextStatus, Phase, Transition, Weights};
 
 use super::model::{Observed, Strategy, ValidatedRollout};
 use crate::traffic::DesiredTraffic;
