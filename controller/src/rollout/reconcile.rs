@@ -264,10 +264,12 @@ async fn warn(
 pub fn error_policy(object: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = backoff_key(&object);
     ctx.metrics.count_error(error.category());
-    tracing::warn!(rollout = %key, category = error.category(), error = %error, "reconcile failed");
     if error.category() == "Conflict" {
+        // Expected when the cache lags our own last write; not worth a warning.
+        tracing::debug!(rollout = %key, error = %error, "conflict; retrying on fresh data");
         return Action::requeue(Duration::from_millis(200));
     }
+    tracing::warn!(rollout = %key, category = error.category(), error = %error, "reconcile failed");
     Action::requeue(ctx.backoff.next(&key))
 }
 
