@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod events;
+pub mod finalizer;
 pub mod model;
 pub mod observe;
 pub mod plan;

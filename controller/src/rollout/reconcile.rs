@@ -19,7 +19,7 @@ use super::apply::{self, ApplyError, FIELD_MANAGER};
 use super::observe::{self, ObserveError, ServiceNames};
 use super::plan::{Plan, plan};
 use super::validate::{Validated, validate};
-use super::{events, status};
+use super::{events, finalizer, status};
 use crate::context::Context;
 use crate::traffic::TrafficError;
 use crate::traffic::istio::IstioRouter;
@@ -38,6 +38,10 @@ pub enum Error {
     Apply(#[from] ApplyError),
     #[error("writing status: {0}")]
     Status(#[source] kube::Error),
+    #[error("adding the finalizer: {0}")]
+    Finalizer(#[source] kube::Error),
+    #[error(transparent)]
+    Finalize(#[from] finalizer::FinalizeError),
 }
 
 impl Error {
@@ -46,7 +50,11 @@ impl Error {
             Error::Observe(e) => e.category(),
             Error::Apply(e) => e.category(),
             Error::Status(kube::Error::Api(e)) if e.code == 409 => "Conflict",
-            Error::Status(_) => "ApiError",
+            // A failed `test` op of the finalizer patch answers 422: someone else changed the list.
+            Error::Finalizer(kube::Error::Api(e)) if e.code == 409 || e.code == 422 => "Conflict",
+            Error::Status(_) | Error::Finalizer(_) => "ApiError",
+            Error::Finalize(finalizer::FinalizeError::Traffic(e)) => e.category(),
+            Error::Finalize(finalizer::FinalizeError::Api(_)) => "ApiError",
         }
     }
 }
@@ -79,6 +87,13 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
     };
     let api: Api<Rollout> =
         Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+    if rollout.metadata.deletion_timestamp.is_some() {
+        finalizer::finalize(&ctx.client, &api, &rollout).await?;
+        return Ok(Action::await_change());
+    }
+    finalizer::ensure(&api, &rollout)
+        .await
+        .map_err(Error::Finalizer)?;
     let v = match validate(&rollout) {
         Ok(v) => v,
         Err(e) => return invalid_spec(ctx, &api, &rollout, &e.to_string(), now).await,
