@@ -20,12 +20,12 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-const HOW_TO_START: &str =
-    "start the local cluster first: `e2e/cluster up && source .cache/run/cluster.env` (or run e2e/test-all)";
+const HOW_TO_START: &str = "start the local cluster first: `e2e/cluster up && source .cache/run/cluster.env` (or run e2e/test-all)";
 
 /// A client for the local cluster named by `KUBECONFIG`.
 pub async fn client() -> Result<kube::Client> {
-    let path = std::env::var("KUBECONFIG").with_context(|| format!("KUBECONFIG is not set; {HOW_TO_START}"))?;
+    let path = std::env::var("KUBECONFIG")
+        .with_context(|| format!("KUBECONFIG is not set; {HOW_TO_START}"))?;
     let kubeconfig = kube::config::Kubeconfig::read_from(&path)
         .with_context(|| format!("cannot read kubeconfig {path}; {HOW_TO_START}"))?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
@@ -38,4 +38,92 @@ pub async fn client() -> Result<kube::Client> {
 pub fn prometheus_url() -> Result<String> {
     std::env::var("SLUICE_PROMETHEUS_URL")
         .with_context(|| format!("SLUICE_PROMETHEUS_URL is not set; {HOW_TO_START}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting and per-test namespaces.
+
+/// Waits until `cond` holds for the object `name`, by watching it (no polling).
+///
+/// Fails after `timeout` with `what` and the last state seen in the message, and when the object
+/// is deleted while waiting.
+pub async fn wait_for_object<K>(
+    api: kube::Api<K>,
+    name: &str,
+    timeout: std::time::Duration,
+    what: &str,
+    cond: impl kube::runtime::wait::Condition<K>,
+) -> Result<K>
+where
+    K: Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned + kube::Resource + 'static,
+{
+    let watch = kube::runtime::wait::await_condition(api.clone(), name, cond);
+    match tokio::time::timeout(timeout, watch).await {
+        Ok(Ok(Some(object))) => Ok(object),
+        Ok(Ok(None)) => anyhow::bail!("{what}: {name} was deleted while waiting"),
+        Ok(Err(error)) => Err(error).with_context(|| format!("{what}: watching {name} failed")),
+        Err(_) => {
+            let last = api.get_opt(name).await.ok().flatten();
+            anyhow::bail!("{what}: not true after {timeout:?}; last state of {name}: {last:#?}")
+        }
+    }
+}
+
+/// Polls `probe` until it returns `Some`, for things that cannot be watched (HTTP endpoints).
+///
+/// A probe error does not end the wait (the endpoint may still be starting); the last error is
+/// reported if `timeout` passes first.
+pub async fn eventually<T, F, Fut>(
+    timeout: std::time::Duration,
+    what: &str,
+    mut probe: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = match probe().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => "condition not met".to_owned(),
+            Err(error) => format!("{error:#}"),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("{what}: not true after {timeout:?}; last attempt: {last}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// Runs `body` in a fresh namespace `<prefix><random suffix>` and deletes the namespace afterwards,
+/// whether `body` succeeded or not. The suffix comes from the apiserver (`generateName`), so
+/// parallel tests and reruns never collide.
+pub async fn with_namespace<T, F, Fut>(client: &kube::Client, prefix: &str, body: F) -> Result<T>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    use k8s_openapi::api::core::v1::Namespace;
+    let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
+    let template = Namespace {
+        metadata: kube::api::ObjectMeta {
+            generate_name: Some(prefix.to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let created = namespaces
+        .create(&Default::default(), &template)
+        .await
+        .with_context(|| format!("cannot create a namespace {prefix}*"))?;
+    let name = created
+        .metadata
+        .name
+        .context("the apiserver returned a namespace without a name")?;
+    let outcome = body(name.clone()).await;
+    let deleted = namespaces.delete(&name, &Default::default()).await;
+    let value = outcome.with_context(|| format!("in namespace {name}"))?;
+    deleted.with_context(|| format!("cannot delete namespace {name}"))?;
+    Ok(value)
 }
