@@ -119,11 +119,24 @@ pub async fn write(
     if rollout.status.as_ref() == Some(&status) {
         return Ok(false);
     }
+    let mut body = json!(status);
+    // `abort` and `promoteFull` are also written by users (`kubectl sluice abort`, `promote
+    // --full`) under their own field manager: leaving a cleared request out of the apply would
+    // only drop Sluice's ownership and keep the user's `true` (and the next release would be
+    // aborted or fully promoted at once). A cleared request is written as an explicit `false`.
+    if let Some(previous) = rollout.status.as_ref() {
+        if previous.abort && !status.abort {
+            body["abort"] = json!(false);
+        }
+        if previous.promote_full && !status.promote_full {
+            body["promoteFull"] = json!(false);
+        }
+    }
     let patch = json!({
         "apiVersion": api::API_VERSION,
         "kind": "Rollout",
         "metadata": {"name": rollout.name_any(), "resourceVersion": rollout.resource_version()},
-        "status": status,
+        "status": body,
     });
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     api.patch_status(&rollout.name_any(), &pp, &Patch::Apply(&patch))
