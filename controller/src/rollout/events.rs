@@ -14,8 +14,23 @@ pub fn event(t: &Transition) -> Event {
         type_,
         reason: reason.into(),
         note: Some(note),
-        action: reason.into(),
+        action: action(t, reason),
         secondary: None,
+    }
+}
+
+/// The events API counts events with the same object, reason and action as repeats of one
+/// series and keeps the first note (the recorder does too): "completed step 2" would show as a
+/// second "completed step 1". So the action names what was done, down to the step, weight,
+/// version or pause reason; only a true repeat extends a series.
+fn action(t: &Transition, reason: &str) -> String {
+    match t {
+        Transition::StepCompleted { index, .. } => format!("CompleteStep{}", index + 1),
+        Transition::TrafficWeightUpdated { canary } => format!("SetWeight{canary}"),
+        Transition::RolloutPaused { reason } => format!("Pause{reason}"),
+        Transition::RolloutUpdated { hash } => format!("Update{hash}"),
+        Transition::RolloutPromoted { hash } => format!("Promote{hash}"),
+        _ => reason.to_owned(),
     }
 }
 
@@ -78,5 +93,14 @@ mod tests {
         let e = event(&Transition::TrafficWeightUpdated { canary: 20 });
         assert_eq!(e.type_, EventType::Normal);
         assert!(e.note.unwrap_or_default().contains("canary 20, stable 80"));
+    }
+
+    #[test]
+    fn different_steps_and_weights_are_different_events_not_one_series() {
+        let step = |index| event(&Transition::StepCompleted { index, total: 4 }).action;
+        assert_ne!(step(0), step(1));
+        assert_eq!(step(1), step(1), "a true repeat is the same series");
+        let weight = |canary| event(&Transition::TrafficWeightUpdated { canary }).action;
+        assert_ne!(weight(20), weight(50));
     }
 }
