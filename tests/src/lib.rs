@@ -127,3 +127,9 @@ where
     deleted.with_context(|| format!("cannot delete namespace {name}"))?;
     Ok(value)
 }
+
+pub mod controller;
+pub mod dump;
+pub mod fixtures;
+pub mod monitor;
+pub mod scenario;

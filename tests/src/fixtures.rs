@@ -1,0 +1,327 @@
+//! Builders for the objects a canary scenario needs: the two Services, the user's VirtualService
+//! (and DestinationRule), and the Rollout itself.
+//!
+//! Every scenario uses the same names ([`ROLLOUT`], [`STABLE_SERVICE`], ...) inside its own
+//! namespace, so tests read like the manifests a team would write. Manifests are plain JSON in
+//! Argo Rollouts' shape; the Rollout is decoded into the typed [`Rollout`] before it is sent, so a
+//! fixture the API types would refuse fails here, not in the API server.
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DynamicObject, PostParams};
+use serde_json::{Value, json};
+use sluice_controller::traffic::istio::{destination_rule_resource, virtual_service_resource};
+use sluice_crds::Rollout;
+
+/// Name of the Rollout in every scenario.
+pub const ROLLOUT: &str = "web";
+/// The `app` label shared by the Rollout's pods and both Services' selectors.
+pub const APP: &str = "web";
+pub const STABLE_SERVICE: &str = "web-stable";
+pub const CANARY_SERVICE: &str = "web-canary";
+/// The VirtualService (and DestinationRule) name.
+pub const VIRTUAL_SERVICE: &str = "web";
+/// The named http route carrying the split.
+pub const ROUTE: &str = "primary";
+pub const DESTINATION_RULE: &str = "web";
+pub const STABLE_SUBSET: &str = "stable";
+pub const CANARY_SUBSET: &str = "canary";
+/// Pod-template annotation whose value names the version; changing it changes the template hash.
+pub const VERSION_ANNOTATION: &str = "sluice.test/version";
+/// The label every Sluice ReplicaSet, pod, Service selector and subset carries.
+pub const HASH_LABEL: &str = "rollouts-pod-template-hash";
+
+// ---------------------------------------------------------------------------------------------
+// Steps, in Argo's YAML shape.
+
+pub fn set_weight(weight: u8) -> Value {
+    json!({ "setWeight": weight })
+}
+
+/// A timed pause.
+pub fn pause_for(seconds: u64) -> Value {
+    json!({ "pause": { "duration": format!("{seconds}s") } })
+}
+
+/// A pause that waits for a promote.
+pub fn pause() -> Value {
+    json!({ "pause": {} })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mesh objects.
+
+/// A Service selecting every pod of the app; Sluice adds the hash to its selector.
+pub fn service(name: &str) -> Service {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": { "name": name, "labels": { "app": APP } },
+        "spec": {
+            "selector": { "app": APP },
+            "ports": [{ "name": "http", "port": 80, "targetPort": 8080 }],
+        },
+    }))
+    .expect("a valid Service")
+}
+
+/// The user's VirtualService with a host-level split: all traffic on the stable Service.
+pub fn host_split_virtual_service() -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": { "name": VIRTUAL_SERVICE },
+        "spec": {
+            "hosts": ["web"],
+            "http": [{
+                "name": ROUTE,
+                "route": [
+                    { "destination": { "host": STABLE_SERVICE }, "weight": 100 },
+                    { "destination": { "host": CANARY_SERVICE }, "weight": 0 },
+                ],
+            }],
+        },
+    })
+}
+
+/// The user's VirtualService with a subset-level split on one Service (`web`).
+pub fn subset_split_virtual_service() -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": { "name": VIRTUAL_SERVICE },
+        "spec": {
+            "hosts": ["web"],
+            "http": [{
+                "name": ROUTE,
+                "route": [
+                    { "destination": { "host": APP, "subset": STABLE_SUBSET }, "weight": 100 },
+                    { "destination": { "host": APP, "subset": CANARY_SUBSET }, "weight": 0 },
+                ],
+            }],
+        },
+    })
+}
+
+/// The user's DestinationRule with the two subsets Sluice labels with hashes.
+pub fn destination_rule() -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": { "name": DESTINATION_RULE },
+        "spec": {
+            "host": APP,
+            "subsets": [
+                { "name": STABLE_SUBSET, "labels": { "app": APP } },
+                { "name": CANARY_SUBSET, "labels": { "app": APP } },
+            ],
+        },
+    })
+}
+
+/// How the Rollout splits traffic, and so which mesh objects a scenario creates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// `web-stable` and `web-canary` Services, one VirtualService route between them.
+    Host,
+    /// One `web` Service, a DestinationRule with `stable` and `canary` subsets.
+    Subset,
+}
+
+/// Creates the Services and mesh objects of `split` in `ns`.
+pub async fn create_mesh(client: &kube::Client, ns: &str, split: Split) -> Result<()> {
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let names: &[&str] = match split {
+        Split::Host => &[STABLE_SERVICE, CANARY_SERVICE],
+        Split::Subset => &[APP],
+    };
+    for name in names {
+        services
+            .create(&PostParams::default(), &service(name))
+            .await
+            .with_context(|| format!("creating Service {name}"))?;
+    }
+    let vs: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &virtual_service_resource());
+    let manifest = match split {
+        Split::Host => host_split_virtual_service(),
+        Split::Subset => subset_split_virtual_service(),
+    };
+    vs.create(&PostParams::default(), &serde_json::from_value(manifest)?)
+        .await
+        .context("creating the VirtualService")?;
+    if split == Split::Subset {
+        let dr: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), ns, &destination_rule_resource());
+        dr.create(
+            &PostParams::default(),
+            &serde_json::from_value(destination_rule())?,
+        )
+        .await
+        .context("creating the DestinationRule")?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Rollout.
+
+/// A canary Rollout over the mesh objects above. Defaults: 5 replicas, no steps, version `v1`,
+/// host-level split, scale-down delays of 2 s (short, so scenarios see them pass).
+#[derive(Clone, Debug)]
+pub struct RolloutBuilder {
+    replicas: i32,
+    steps: Vec<Value>,
+    version: String,
+    split: Split,
+    scale_down_delay_seconds: u32,
+    abort_scale_down_delay_seconds: u32,
+    progress_deadline: Option<(u32, bool)>,
+    managed_routes: Vec<String>,
+}
+
+pub fn rollout() -> RolloutBuilder {
+    RolloutBuilder {
+        replicas: 5,
+        steps: Vec::new(),
+        version: "v1".to_owned(),
+        split: Split::Host,
+        scale_down_delay_seconds: 2,
+        abort_scale_down_delay_seconds: 2,
+        progress_deadline: None,
+        managed_routes: Vec::new(),
+    }
+}
+
+impl RolloutBuilder {
+    pub fn replicas(mut self, replicas: i32) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    pub fn steps(mut self, steps: impl IntoIterator<Item = Value>) -> Self {
+        self.steps = steps.into_iter().collect();
+        self
+    }
+
+    pub fn split(mut self, split: Split) -> Self {
+        self.split = split;
+        self
+    }
+
+    pub fn scale_down_delay_seconds(mut self, seconds: u32) -> Self {
+        self.scale_down_delay_seconds = seconds;
+        self
+    }
+
+    pub fn abort_scale_down_delay_seconds(mut self, seconds: u32) -> Self {
+        self.abort_scale_down_delay_seconds = seconds;
+        self
+    }
+
+    /// `progressDeadlineSeconds` and `progressDeadlineAbort`.
+    pub fn progress_deadline(mut self, seconds: u32, abort: bool) -> Self {
+        self.progress_deadline = Some((seconds, abort));
+        self
+    }
+
+    pub fn managed_routes(mut self, names: impl IntoIterator<Item = &'static str>) -> Self {
+        self.managed_routes = names.into_iter().map(str::to_owned).collect();
+        self
+    }
+
+    /// The manifest, as a user would write it.
+    pub fn manifest(&self) -> Value {
+        let mut istio = json!({
+            "virtualService": { "name": VIRTUAL_SERVICE, "routes": [ROUTE] },
+        });
+        let mut canary = json!({
+            "steps": self.steps,
+            "scaleDownDelaySeconds": self.scale_down_delay_seconds,
+            "abortScaleDownDelaySeconds": self.abort_scale_down_delay_seconds,
+        });
+        match self.split {
+            Split::Host => {
+                canary["canaryService"] = json!(CANARY_SERVICE);
+                canary["stableService"] = json!(STABLE_SERVICE);
+            }
+            Split::Subset => {
+                istio["destinationRule"] = json!({
+                    "name": DESTINATION_RULE,
+                    "canarySubsetName": CANARY_SUBSET,
+                    "stableSubsetName": STABLE_SUBSET,
+                });
+            }
+        }
+        canary["trafficRouting"] = json!({ "istio": istio });
+        if !self.managed_routes.is_empty() {
+            let routes: Vec<Value> = self
+                .managed_routes
+                .iter()
+                .map(|name| json!({ "name": name }))
+                .collect();
+            canary["trafficRouting"]["managedRoutes"] = json!(routes);
+        }
+        let mut manifest = json!({
+            "apiVersion": sluice_crds::API_VERSION,
+            "kind": "Rollout",
+            "metadata": { "name": ROLLOUT },
+            "spec": {
+                "replicas": self.replicas,
+                "revisionHistoryLimit": 3,
+                "selector": { "matchLabels": { "app": APP } },
+                "template": template(&self.version),
+                "strategy": { "canary": canary },
+            },
+        });
+        if let Some((seconds, abort)) = self.progress_deadline {
+            manifest["spec"]["progressDeadlineSeconds"] = json!(seconds);
+            manifest["spec"]["progressDeadlineAbort"] = json!(abort);
+        }
+        manifest
+    }
+
+    /// The typed Rollout (fails if the API types refuse the manifest).
+    pub fn build(&self) -> Result<Rollout> {
+        serde_json::from_value(self.manifest()).context("the fixture is not a valid Rollout")
+    }
+
+    /// Creates the Rollout in `ns`.
+    pub async fn create(&self, client: &kube::Client, ns: &str) -> Result<Rollout> {
+        let api: Api<Rollout> = Api::namespaced(client.clone(), ns);
+        api.create(&PostParams::default(), &self.build()?)
+            .await
+            .context("creating the Rollout")
+    }
+}
+
+/// The pod template of `version`: the version is an annotation, so each version has its own hash.
+pub fn template(version: &str) -> Value {
+    json!({
+        "metadata": {
+            "labels": { "app": APP },
+            "annotations": { VERSION_ANNOTATION: version },
+        },
+        "spec": {
+            "containers": [{
+                "name": "web",
+                "image": "example.com/web:1",
+                "ports": [{ "name": "http", "containerPort": 8080 }],
+            }],
+        },
+    })
+}
+
+/// A merge patch moving the Rollout to `version` (a new template, or back to an old one).
+pub fn version_patch(version: &str) -> Value {
+    json!({ "spec": { "template": { "metadata": { "annotations": { VERSION_ANNOTATION: version } } } } })
+}
+
+/// A merge patch moving the Rollout to `version` with pods that no node accepts: they stay
+/// Pending forever, so the version never becomes available.
+pub fn unschedulable_version_patch(version: &str) -> Value {
+    let mut patch = version_patch(version);
+    patch["spec"]["template"]["spec"] =
+        json!({ "nodeSelector": { "sluice.test/no-such-node": "true" } });
+    patch
+}
