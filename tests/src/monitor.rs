@@ -529,6 +529,24 @@ impl Report {
         indices
     }
 
+    /// Every recorded version, one line each, in revision order (for failure output).
+    pub fn timeline(&self) -> String {
+        let start = self.changes.first().map(|c| c.at);
+        let mut out = String::new();
+        for c in &self.changes {
+            let ms = start.map_or(0, |s| c.at.duration_since(s).as_millis());
+            let what = c
+                .object
+                .as_ref()
+                .map_or_else(|| "deleted".to_owned(), |o| describe(c.kind, o));
+            out.push_str(&format!(
+                "{:>8} {:>6}ms {:?} {} {what}\n",
+                c.rv, ms, c.kind, c.name
+            ));
+        }
+        out
+    }
+
     /// One line for the test output.
     pub fn summary(&self) -> String {
         format!(
@@ -569,6 +587,51 @@ fn is_sluice_write(previous: Option<&Value>, change: &Change) -> bool {
         (Kind::ReplicaSet, _, _) => true,
         (_, None, _) => false,
         (_, Some(_), _) => true,
+    }
+}
+
+/// The fields of a version that matter to the invariants, on one line.
+fn describe(kind: Kind, o: &Value) -> String {
+    let at = |p: &str| o.pointer(p).cloned().unwrap_or(Value::Null);
+    match kind {
+        Kind::Rollout => format!(
+            "gen={} step={} phase={} pause={} abort={} weights={}",
+            at("/metadata/generation"),
+            at("/status/currentStepIndex"),
+            at("/status/phase"),
+            at("/status/pauseConditions"),
+            at("/status/abort"),
+            at("/status/canary/weights"),
+        ),
+        Kind::VirtualService => {
+            let http = o.pointer("/spec/http").and_then(Value::as_array);
+            let routes: Vec<String> = http
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let entries: Vec<String> = entries(r)
+                        .iter()
+                        .map(|(d, w)| {
+                            format!(
+                                "{}={w}",
+                                d.get("subset").or(d.get("host")).unwrap_or(&Value::Null)
+                            )
+                        })
+                        .collect();
+                    format!("{}[{}]", route_name(r), entries.join(","))
+                })
+                .collect();
+            routes.join(" ")
+        }
+        Kind::ReplicaSet => format!(
+            "spec={} available={} annotations={}",
+            at("/spec/replicas"),
+            at("/status/availableReplicas"),
+            at("/metadata/annotations"),
+        ),
+        Kind::Service => format!("selector={}", at("/spec/selector")),
+        Kind::DestinationRule => format!("subsets={}", at("/spec/subsets")),
+        Kind::Event => format!("{} {} x{}", at("/reason"), at("/note"), at("/series/count")),
     }
 }
 
@@ -870,4 +933,143 @@ fn entries(route: &Value) -> Vec<(Value, i64)> {
             (destination, weight)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The monitor must catch what it claims to catch, and only that: synthetic histories with
+    //! one known fault each.
+
+    use serde_json::json;
+
+    use super::*;
+
+    const NS: &str = "ns";
+
+    fn rollout(step: i64) -> Value {
+        json!({
+            "metadata": { "name": "web", "generation": 2 },
+            "spec": { "strategy": { "canary": {
+                "canaryService": "web-canary",
+                "stableService": "web-stable",
+                "steps": [{ "setWeight": 20 }, { "pause": {} }, { "setWeight": 50 }],
+                "trafficRouting": { "istio": { "virtualService": { "name": "web", "routes": ["primary"] } } },
+            } } },
+            "status": { "currentStepIndex": step },
+        })
+    }
+
+    fn virtual_service(stable: i64, canary: i64) -> Value {
+        json!({
+            "metadata": { "name": "web" },
+            "spec": { "http": [{ "name": "primary", "route": [
+                { "destination": { "host": "web-stable" }, "weight": stable },
+                { "destination": { "host": "web-canary.ns.svc.cluster.local" }, "weight": canary },
+            ] }] },
+        })
+    }
+
+    fn service(name: &str, hash: &str) -> Value {
+        json!({ "metadata": { "name": name }, "spec": { "selector": { "app": "web", HASH_LABEL: hash } } })
+    }
+
+    fn replica_set(hash: &str, replicas: i64, available: i64) -> Value {
+        // The API server bumps the generation on every spec change; here the spec is only the
+        // replica count.
+        json!({
+            "metadata": {
+                "name": format!("web-{hash}"),
+                "labels": { HASH_LABEL: hash },
+                "generation": replicas + 1,
+            },
+            "spec": { "replicas": replicas },
+            "status": { "availableReplicas": available },
+        })
+    }
+
+    /// Versions as `(rv, kind, object)`; names come from the objects.
+    fn replay(versions: Vec<(u64, Kind, Value)>) -> Report {
+        let changes = versions
+            .into_iter()
+            .map(|(rv, kind, object)| Change {
+                rv,
+                at: Instant::now(),
+                kind,
+                name: object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                object: Some(object),
+            })
+            .collect();
+        Report::replay(changes, BTreeMap::new(), NS)
+    }
+
+    /// A canary at step 0 (weight 20) with both versions serving.
+    fn at_twenty() -> Vec<(u64, Kind, Value)> {
+        vec![
+            (1, Kind::Service, service("web-stable", "old")),
+            (2, Kind::Service, service("web-canary", "new")),
+            (3, Kind::ReplicaSet, replica_set("old", 5, 5)),
+            (4, Kind::ReplicaSet, replica_set("new", 1, 1)),
+            (5, Kind::Rollout, rollout(0)),
+            (6, Kind::VirtualService, virtual_service(80, 20)),
+        ]
+    }
+
+    fn invariants(report: &Report) -> Vec<u8> {
+        report.violations.iter().map(|v| v.invariant).collect()
+    }
+
+    #[test]
+    fn a_healthy_history_has_no_violation_and_a_weight_trace() {
+        let report = replay(at_twenty());
+        assert!(report.violations.is_empty(), "{:?}", report.violations);
+        assert_eq!(report.weights(), [20]);
+    }
+
+    #[test]
+    fn a_weight_above_the_current_step_or_not_summing_to_100_breaks_invariant_1() {
+        let mut history = at_twenty();
+        history.push((7, Kind::VirtualService, virtual_service(50, 50)));
+        assert_eq!(invariants(&replay(history)), [1]);
+        let mut history = at_twenty();
+        history.push((7, Kind::VirtualService, virtual_service(70, 20)));
+        assert_eq!(invariants(&replay(history)), [1]);
+    }
+
+    #[test]
+    fn traffic_to_a_version_without_available_pods_breaks_invariant_2() {
+        let mut history = at_twenty();
+        history.push((7, Kind::ReplicaSet, replica_set("new", 1, 0)));
+        assert_eq!(invariants(&replay(history)), [2]);
+    }
+
+    #[test]
+    fn scaling_a_version_to_zero_while_it_has_weight_breaks_invariant_3() {
+        let mut history = at_twenty();
+        history.push((7, Kind::ReplicaSet, replica_set("new", 0, 1)));
+        assert_eq!(invariants(&replay(history)), [3]);
+    }
+
+    #[test]
+    fn judging_by_revision_not_by_delivery_order_accepts_a_scale_down_after_the_weight_left() {
+        // The weight went to 0 (rv 7) before the scale-down (rv 8), but the ReplicaSet watch
+        // delivered first.
+        let mut history = at_twenty();
+        history.push((8, Kind::ReplicaSet, replica_set("new", 0, 1)));
+        history.push((7, Kind::VirtualService, virtual_service(100, 0)));
+        assert!(replay(history).violations.is_empty());
+    }
+
+    #[test]
+    fn writes_count_spec_and_metadata_changes_of_replica_sets_but_not_their_status() {
+        let mut history = at_twenty();
+        history.push((7, Kind::ReplicaSet, replica_set("new", 1, 0)));
+        history.push((8, Kind::ReplicaSet, replica_set("new", 2, 0)));
+        history.push((9, Kind::VirtualService, virtual_service(100, 0)));
+        let report = replay(history);
+        let writes = report.writes_between(6, 9);
+        assert_eq!((writes.replica_set, writes.virtual_service), (1, 1));
+    }
 }

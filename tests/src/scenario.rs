@@ -87,6 +87,10 @@ fn check(
     report: Result<Report>,
 ) -> Result<Report> {
     if let Ok(report) = &report {
+        let failed = outcome.is_err() || torn_down.is_err() || !report.violations.is_empty();
+        if failed || std::env::var_os("SLUICE_TEST_TIMELINE").is_some() {
+            eprintln!("[{prefix}] {ns}: timeline\n{}", report.timeline());
+        }
         eprintln!("[{prefix}] {ns}: {}", report.summary());
         for v in &report.violations {
             eprintln!("[{prefix}] {ns}: VIOLATION {v}");
@@ -168,23 +172,26 @@ impl Scenario {
     /// Changes the template to `version`; returns the new pod-template hash once the controller
     /// has seen the change.
     pub async fn set_version(&self, version: &str) -> Result<String> {
-        self.patch_spec(fixtures::version_patch(version)).await
+        Ok(self.patch_spec(fixtures::version_patch(version)).await?.0)
     }
 
-    /// Merge-patches the Rollout's spec; returns the new hash once the controller saw it.
-    pub async fn patch_spec(&self, patch: Value) -> Result<String> {
+    /// Merge-patches the Rollout's spec; returns the new hash once the controller saw it, and
+    /// the resourceVersion of the patch (to look at what happened after it).
+    pub async fn patch_spec(&self, patch: Value) -> Result<(String, u64)> {
         let patched = self
             .rollouts
             .patch(ROLLOUT, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .context("patching the Rollout spec")?;
+        let rv = rv_of(&patched)?;
         let generation = patched.metadata.generation;
         let r = self
             .wait("the controller sees the new template", move |r| {
                 r.status.as_ref().and_then(|s| s.observed_generation) >= generation
             })
             .await?;
-        current_hash(&r).context("the status names the current template")
+        let hash = current_hash(&r).context("the status names the current template")?;
+        Ok((hash, rv))
     }
 
     /// Writes the user's request into `status` (what `kubectl sluice promote/abort/retry` do).
@@ -199,9 +206,7 @@ impl Scenario {
             )
             .await
             .context("patching the Rollout status")?;
-        let rv = patched.resource_version().unwrap_or_default();
-        rv.parse()
-            .with_context(|| format!("resourceVersion {rv} is not a number"))
+        rv_of(&patched)
     }
 
     /// Promotes one step: removes the pause conditions while `controllerPause` is set.
@@ -319,8 +324,8 @@ impl Scenario {
         Ok((weight(0), weight(1)))
     }
 
-    /// Events about the Rollout with `reason`, with how often each happened.
-    pub async fn events(&self, reason: &str) -> Result<Vec<(String, i32)>> {
+    /// Events about the Rollout with `reason`, oldest first.
+    pub async fn events(&self, reason: &str) -> Result<Vec<RolloutEvent>> {
         let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
         let list = api.list(&ListParams::default()).await?;
         let mut events: Vec<_> = list
@@ -332,16 +337,43 @@ impl Scenario {
         events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
         Ok(events
             .into_iter()
-            .map(|e| {
-                let count = e.series.as_ref().map_or(1, |s| s.count);
-                (e.note.unwrap_or_default(), count)
+            .map(|e| RolloutEvent {
+                warning: e.type_.as_deref() == Some("Warning"),
+                count: e.series.as_ref().map_or(1, |s| s.count),
+                note: e.note.unwrap_or_default(),
             })
             .collect())
     }
+
+    /// How many times an event with `reason` and exactly `note` happened.
+    pub async fn occurrences(&self, reason: &str, note: &str) -> Result<i32> {
+        let events = self.events(reason).await?;
+        Ok(events
+            .iter()
+            .filter(|e| e.note == note)
+            .map(|e| e.count)
+            .sum())
+    }
+}
+
+/// An event about the Rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolloutEvent {
+    pub warning: bool,
+    pub note: String,
+    /// Occurrences (a series counts each repeat).
+    pub count: i32,
 }
 
 // ---------------------------------------------------------------------------------------------
 // Reading the Rollout's status.
+
+/// The object's resourceVersion as a revision number (comparable with the monitor's).
+pub fn rv_of(r: &Rollout) -> Result<u64> {
+    let rv = r.resource_version().unwrap_or_default();
+    rv.parse()
+        .with_context(|| format!("resourceVersion {rv} is not a number"))
+}
 
 fn status(r: &Rollout) -> Option<&RolloutStatus> {
     r.status.as_ref()

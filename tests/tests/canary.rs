@@ -134,14 +134,17 @@ async fn given_an_indefinite_pause_when_promoted_then_the_next_step_runs_and_the
             report.weights()
         );
         let completed = s.events("StepCompleted").await?;
-        let notes: Vec<&str> = completed.iter().map(|(n, _)| n.as_str()).collect();
+        let notes: Vec<(&str, i32)> = completed
+            .iter()
+            .map(|e| (e.note.as_str(), e.count))
+            .collect();
         ensure!(
             notes
                 == [
-                    "completed step 1/4",
-                    "completed step 2/4",
-                    "completed step 3/4",
-                    "completed step 4/4"
+                    ("completed step 1/4", 1),
+                    ("completed step 2/4", 1),
+                    ("completed step 3/4", 1),
+                    ("completed step 4/4", 1)
                 ],
             "each step completed once, in order: {completed:?}"
         );

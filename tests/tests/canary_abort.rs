@@ -1,0 +1,116 @@
+//! Aborting a canary: all traffic goes back to stable, read back, before the canary loses its
+//! pods; the Rollout says Degraded with a Warning event; a retry starts the release again from
+//! the first step and can complete it.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use sluice_crds::{ConditionStatus, ConditionType, RolloutPhase};
+use sluice_tests::fixtures::{ROLLOUT, Split, pause, rollout, set_weight};
+use sluice_tests::monitor::Kind;
+use sluice_tests::scenario::{self, aborted, condition, phase, verified_weight};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_canary_at_weight_50_when_aborted_then_traffic_returns_to_stable_before_the_canary_scales_down_and_a_retry_completes_from_step_one()
+-> Result<()> {
+    let spec = rollout().abort_scale_down_delay_seconds(2).steps([
+        set_weight(50),
+        pause(),
+        set_weight(80),
+        pause(),
+    ]);
+    scenario::run("it-canary-abort-", Split::Host, async |s| {
+        s.deploy(&spec).await?;
+        let new = s.set_version("v2").await?;
+        s.wait_paused_at(1, 50).await?;
+
+        let abort_rv = s.abort().await?;
+        let degraded = s
+            .wait(
+                "aborted: Degraded with all traffic on stable, verified",
+                |r| {
+                    aborted(r)
+                        && phase(r) == Some(RolloutPhase::Degraded)
+                        && verified_weight(r) == Some(0)
+                },
+            )
+            .await?;
+        let progressing =
+            condition(&degraded, ConditionType::Progressing).context("a Progressing condition")?;
+        ensure!(
+            progressing.status == ConditionStatus::False && progressing.reason == "RolloutAborted",
+            "Progressing=False/RolloutAborted, got {progressing:?}"
+        );
+        s.wait_replica_set(&new, 0).await?;
+        ensure!(s.route_weights().await? == (100, 0));
+
+        let warnings = s.events("RolloutAborted").await?;
+        ensure!(
+            warnings.iter().any(|e| e.warning),
+            "a Warning event RolloutAborted: {warnings:?}"
+        );
+
+        // Invariant 3 for this abort, spelled out: the canary's scale-down came after the weight
+        // read back 0, and no sooner than abortScaleDownDelaySeconds later.
+        let report = s.report().await?;
+        let canary_rs = format!("{ROLLOUT}-{new}");
+        let zero = report
+            .first(Kind::VirtualService, abort_rv, |vs| {
+                vs.pointer("/spec/http/0/route/1/weight")
+                    .and_then(|w| w.as_i64())
+                    == Some(0)
+            })
+            .context("the VirtualService shows weight 0 after the abort")?;
+        let scaled = report
+            .first(Kind::ReplicaSet, abort_rv, |rs| {
+                rs.pointer("/metadata/name").and_then(|n| n.as_str()) == Some(canary_rs.as_str())
+                    && rs.pointer("/spec/replicas").and_then(|r| r.as_i64()) == Some(0)
+            })
+            .context("the canary scaled to 0 after the abort")?;
+        ensure!(
+            zero.rv < scaled.rv,
+            "weight 0 (rv {}) before the scale-down (rv {})",
+            zero.rv,
+            scaled.rv
+        );
+        let waited = scaled.at.duration_since(zero.at);
+        ensure!(
+            waited >= Duration::from_millis(1000),
+            "the canary kept its pods for the abort scale-down delay; it waited {waited:?}"
+        );
+        ensure!(
+            report.weights_after(abort_rv) == [0],
+            "after the abort only weight 0 was shown: {:?}",
+            report.weights_after(abort_rv)
+        );
+
+        // Retry: the same version from step 1 again.
+        let retry_rv = s.retry().await?;
+        s.wait_paused_at(1, 50).await?;
+        s.promote().await?;
+        s.wait_paused_at(3, 80).await?;
+        s.promote().await?;
+        let released = s.wait_released(&new).await?;
+        ensure!(!aborted(&released), "the abort is cleared");
+
+        let report = s.report().await?;
+        ensure!(
+            report.weights_after(retry_rv) == [50, 80, 0],
+            "after the retry the weights of every step were shown again: {:?}",
+            report.weights_after(retry_rv)
+        );
+        ensure!(
+            s.occurrences("StepCompleted", "completed step 1/4").await? == 2,
+            "step 1 completed once before the abort and once after the retry"
+        );
+        ensure!(
+            s.occurrences("RolloutRetried", "abort cleared: retrying from step 1")
+                .await?
+                == 1,
+            "one RolloutRetried event"
+        );
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
