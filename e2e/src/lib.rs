@@ -1,1 +1,3 @@
 //! End-to-end support: the mesh simulator and scenario helpers.
+
+pub mod mesh;

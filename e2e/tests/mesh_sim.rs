@@ -1,0 +1,583 @@
+//! The mesh simulator against the real local cluster and the real Prometheus: weighted splits,
+//! per-version errors and latency, 503s for a destination without pods, header and mirror
+//! routes, and Prometheus scraping the simulator's registration.
+//!
+//! Each test runs in its own namespace (kwok pods become Ready at once) and starts the simulator
+//! in-process on a free port, watching only that namespace. Needs `KUBECONFIG`,
+//! `SLUICE_PROMETHEUS_URL` and `SLUICE_PROMETHEUS_TARGETS_DIR`
+//! (`source .cache/run/cluster.env` after `e2e/cluster up`); without them the tests fail, they
+//! never skip.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use kube::api::{Api, DynamicObject, ListParams, ObjectMeta, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+use sluice_e2e::mesh::{Config, Handle, run};
+
+const HOW_TO_START: &str =
+    "start the local cluster first: `e2e/cluster up && source .cache/run/cluster.env`";
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+const RUN_TIMEOUT: Duration = Duration::from_secs(90);
+
+// ---------------------------------------------------------------------------------------------
+// Environment and namespaces.
+
+fn env(name: &str) -> Result<String> {
+    std::env::var(name).with_context(|| format!("{name} is not set; {HOW_TO_START}"))
+}
+
+async fn client() -> Result<kube::Client> {
+    let path = env("KUBECONFIG")?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+        .with_context(|| format!("cannot read kubeconfig {path}; {HOW_TO_START}"))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// Runs `body` in a fresh namespace `mesh-sim-<random>` and deletes it afterwards, pass or fail.
+async fn with_namespace<F, Fut>(body: F) -> Result<()>
+where
+    F: FnOnce(kube::Client, String) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    // Checked up front so a missing variable fails every test the same clear way.
+    env("SLUICE_PROMETHEUS_URL")?;
+    env("SLUICE_PROMETHEUS_TARGETS_DIR")?;
+    let client = client().await?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let template = Namespace {
+        metadata: ObjectMeta {
+            generate_name: Some("mesh-sim-".to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let created = namespaces
+        .create(&PostParams::default(), &template)
+        .await
+        .context(HOW_TO_START)?;
+    let name = created.metadata.name.context("namespace without a name")?;
+    let outcome = body(client, name.clone()).await;
+    let deleted = namespaces.delete(&name, &Default::default()).await;
+    outcome.with_context(|| format!("in namespace {name}"))?;
+    deleted.with_context(|| format!("cannot delete namespace {name}"))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures: a version is a Deployment whose pods carry `app=web, track=<track>` and the
+// simulator's behaviour annotations; a Service selects one track.
+
+async fn create<K>(client: &kube::Client, ns: &str, object: Value) -> Result<()>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::Serialize
+        + serde::de::DeserializeOwned,
+    K::DynamicType: Default,
+{
+    let object: K = serde_json::from_value(object)?;
+    Api::<K>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &object)
+        .await?;
+    Ok(())
+}
+
+/// Deployment `web-<track>` and Service `web-<track>` selecting its pods.
+async fn version(
+    client: &kube::Client,
+    ns: &str,
+    track: &str,
+    replicas: i32,
+    annotations: Value,
+) -> Result<()> {
+    let name = format!("web-{track}");
+    let labels = json!({ "app": "web", "track": track });
+    create::<Deployment>(
+        client,
+        ns,
+        json!({
+            "metadata": { "name": name },
+            "spec": {
+                "replicas": replicas,
+                "selector": { "matchLabels": labels },
+                "template": {
+                    "metadata": { "labels": labels, "annotations": annotations },
+                    // kwok only pretends to run the image.
+                    "spec": { "containers": [{ "name": "web", "image": "example.com/web:1" }] },
+                },
+            },
+        }),
+    )
+    .await?;
+    create::<Service>(
+        client,
+        ns,
+        json!({
+            "metadata": { "name": name },
+            "spec": { "selector": labels, "ports": [{ "port": 8080 }] },
+        }),
+    )
+    .await
+}
+
+async fn virtual_service(
+    client: &kube::Client,
+    ns: &str,
+    annotations: Value,
+    http: Value,
+) -> Result<()> {
+    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "virtualservices");
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": { "name": "web", "annotations": annotations },
+        "spec": { "hosts": ["web"], "http": http },
+    }))?;
+    Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource)
+        .create(&PostParams::default(), &object)
+        .await?;
+    Ok(())
+}
+
+fn weighted(stable: u32, canary: u32) -> Value {
+    json!([
+        { "destination": { "host": "web-stable" }, "weight": stable },
+        { "destination": { "host": "web-canary" }, "weight": canary },
+    ])
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// Waits until `count` pods of `track` are Ready; returns their pod-template hash.
+async fn ready_pods(client: &kube::Client, ns: &str, track: &str, count: usize) -> Result<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let selector = ListParams::default().labels(&format!("app=web,track={track}"));
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        let list = pods.list(&selector).await?.items;
+        let ready: Vec<&Pod> = list.iter().filter(|p| is_ready(p)).collect();
+        if ready.len() == count {
+            let labels = ready.first().and_then(|p| p.metadata.labels.as_ref());
+            let hash = labels.and_then(|l| l.get("pod-template-hash")).cloned();
+            return Ok(hash.unwrap_or_default());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{count} ready pods of track {track} not seen in {READY_TIMEOUT:?}: {list:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the simulator and reading its metrics.
+
+fn config(ns: &str, rps: f64) -> Config {
+    Config {
+        namespace: Some(ns.to_owned()),
+        rps,
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        seed: 7,
+        ..Config::default()
+    }
+}
+
+/// Runs the simulator for `seconds` and returns its final `/metrics`.
+async fn simulate(ns: &str, rps: f64, seconds: u64) -> Result<Metrics> {
+    let config = Config {
+        duration: Some(Duration::from_secs(seconds)),
+        ..config(ns, rps)
+    };
+    let mut handle = run(config).await?;
+    tokio::time::timeout(RUN_TIMEOUT, handle.traffic_done())
+        .await
+        .context("the bounded run did not finish")?;
+    let metrics = scrape(&handle).await;
+    handle.shutdown().await?;
+    metrics
+}
+
+async fn scrape(handle: &Handle) -> Result<Metrics> {
+    let text = reqwest::get(handle.metrics_url())
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(Metrics::parse(&text))
+}
+
+/// One sample of the exposition: name, labels, value.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+#[derive(Debug)]
+struct Metrics(Vec<Sample>);
+
+impl Metrics {
+    fn parse(text: &str) -> Self {
+        Self(
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(parse_sample)
+                .collect(),
+        )
+    }
+
+    /// Sum of `name` over the samples whose labels include every pair of `filter`.
+    fn sum(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
+        self.0
+            .iter()
+            .filter(|s| s.name == name)
+            .filter(|s| {
+                filter
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(v))
+            })
+            .map(|s| s.value)
+            .sum()
+    }
+
+    fn requests(&self, filter: &[(&str, &str)]) -> f64 {
+        self.sum("istio_requests_total", filter)
+    }
+
+    /// Share of requests matching `filter` that took at most `le` milliseconds.
+    fn share_within(&self, le: &str, filter: &[(&str, &str)]) -> f64 {
+        let mut bucket = filter.to_vec();
+        bucket.push(("le", le));
+        let within = self.sum("istio_request_duration_milliseconds_bucket", &bucket);
+        within / self.sum("istio_request_duration_milliseconds_count", filter)
+    }
+
+    /// The request series, one per line, for failure messages.
+    fn summary(&self) -> String {
+        let series = self.0.iter().filter(|s| s.name == "istio_requests_total");
+        series
+            .map(|s| format!("{:?} {}\n", s.labels, s.value))
+            .collect()
+    }
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let (series, value) = line.rsplit_once(' ')?;
+    let value = value.parse().ok()?;
+    let Some((name, labels)) = series.split_once('{') else {
+        return Some(Sample {
+            name: series.to_owned(),
+            labels: BTreeMap::new(),
+            value,
+        });
+    };
+    Some(Sample {
+        name: name.to_owned(),
+        labels: parse_labels(labels.strip_suffix('}')?),
+        value,
+    })
+}
+
+/// `k="v",k2="v2"` with backslash escapes in values.
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut rest = text;
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => value.extend(chars.next().map(|(_, c)| if c == 'n' { '\n' } else { c })),
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        labels.insert(key.trim_start_matches(',').to_owned(), value);
+        rest = &after[end..];
+    }
+    labels
+}
+
+fn within(actual: f64, expected: f64, tolerance: f64) -> bool {
+    (actual - expected).abs() <= tolerance
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios.
+
+/// Given a good stable and a slow canary that fails half its requests behind an 80/20 split,
+/// the simulator's metrics show the split, each version's error rate, and the slower canary.
+#[tokio::test]
+async fn split_errors_and_latency_follow_weights_and_annotations() -> Result<()> {
+    with_namespace(|client, ns| async move {
+        version(
+            &client,
+            &ns,
+            "stable",
+            2,
+            json!({ "sim.sluice.dev/latency-ms": "20" }),
+        )
+        .await?;
+        let slow_and_failing = json!({
+            "sim.sluice.dev/error-rate": "0.5",
+            "sim.sluice.dev/latency-ms": "200",
+            "sim.sluice.dev/latency-p99-ms": "400",
+        });
+        version(&client, &ns, "canary", 1, slow_and_failing).await?;
+        virtual_service(
+            &client,
+            &ns,
+            json!({}),
+            json!([{ "route": weighted(80, 20) }]),
+        )
+        .await?;
+        let stable_hash = ready_pods(&client, &ns, "stable", 2).await?;
+        let canary_hash = ready_pods(&client, &ns, "canary", 1).await?;
+
+        // 1000 rps for 3 s at 10 ticks/s: exactly 3000 requests.
+        let metrics = simulate(&ns, 1000.0, 3).await?;
+        let all = metrics.requests(&[("reporter", "destination")]);
+        let stable = [
+            ("destination_workload", "web-stable"),
+            ("destination_version", &*stable_hash),
+        ];
+        let canary = [
+            ("destination_workload", "web-canary"),
+            ("destination_version", &*canary_hash),
+        ];
+        let (n_stable, n_canary) = (metrics.requests(&stable), metrics.requests(&canary));
+        let summary = metrics.summary();
+        ensure!(
+            all == 3000.0,
+            "expected 3000 requests, got {all}:\n{summary}"
+        );
+        ensure!(
+            n_stable + n_canary == all,
+            "requests outside the two versions:\n{summary}"
+        );
+        ensure!(
+            within(n_canary / all, 0.2, 0.05),
+            "canary share {}:\n{summary}",
+            n_canary / all
+        );
+        let stable_errors = metrics.requests(&[stable[0], ("response_code", "500")]);
+        ensure!(
+            stable_errors == 0.0,
+            "the stable version failed {stable_errors}:\n{summary}"
+        );
+        let canary_errors = metrics.requests(&[canary[0], ("response_code", "500")]);
+        let rate = canary_errors / n_canary;
+        ensure!(
+            within(rate, 0.5, 0.08),
+            "canary error rate {rate}:\n{summary}"
+        );
+        let service = metrics.requests(&[("destination_service_name", "web-canary")]);
+        ensure!(
+            service == n_canary,
+            "destination_service_name of the canary:\n{summary}"
+        );
+
+        let fast_stable = metrics.share_within("100.0", &stable);
+        let fast_canary = metrics.share_within("100.0", &canary);
+        ensure!(fast_stable > 0.95, "stable within 100 ms: {fast_stable}");
+        ensure!(fast_canary < 0.05, "canary within 100 ms: {fast_canary}");
+        Ok(())
+    })
+    .await
+}
+
+/// Given a canary scaled to zero behind a 50/50 split, its share of traffic fails with 503 UH.
+#[tokio::test]
+async fn a_destination_without_ready_pods_answers_503() -> Result<()> {
+    with_namespace(|client, ns| async move {
+        version(&client, &ns, "stable", 1, json!({})).await?;
+        version(&client, &ns, "canary", 0, json!({})).await?;
+        virtual_service(
+            &client,
+            &ns,
+            json!({}),
+            json!([{ "route": weighted(50, 50) }]),
+        )
+        .await?;
+        ready_pods(&client, &ns, "stable", 1).await?;
+
+        let metrics = simulate(&ns, 500.0, 2).await?;
+        let summary = metrics.summary();
+        let canary = metrics.requests(&[("destination_service_name", "web-canary")]);
+        let unavailable = metrics.requests(&[
+            ("destination_service_name", "web-canary"),
+            ("response_code", "503"),
+            ("response_flags", "UH"),
+        ]);
+        ensure!(canary > 300.0, "canary got {canary} of 1000:\n{summary}");
+        ensure!(
+            unavailable == canary,
+            "every canary request must be a 503 UH:\n{summary}"
+        );
+        let stable_errors = metrics.requests(&[
+            ("destination_service_name", "web-stable"),
+            ("response_code", "503"),
+        ]);
+        ensure!(
+            stable_errors == 0.0,
+            "the stable version has pods:\n{summary}"
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// Given a header route to the canary above a 100/0 split and 10 % of requests carrying the
+/// header, the canary gets exactly the requests with the header.
+#[tokio::test]
+async fn header_route_sends_requests_with_the_header_to_its_destination() -> Result<()> {
+    with_namespace(|client, ns| async move {
+        version(&client, &ns, "stable", 1, json!({})).await?;
+        version(&client, &ns, "canary", 1, json!({})).await?;
+        let http = json!([
+            { "name": "canary-header",
+              "match": [{ "headers": { "x-canary": { "exact": "true" } } }],
+              "route": [{ "destination": { "host": "web-canary" } }] },
+            { "name": "primary", "route": weighted(100, 0) },
+        ]);
+        let share = json!({ "sim.sluice.dev/header-share": "x-canary=true:0.1" });
+        virtual_service(&client, &ns, share, http).await?;
+        ready_pods(&client, &ns, "stable", 1).await?;
+        ready_pods(&client, &ns, "canary", 1).await?;
+
+        let metrics = simulate(&ns, 1000.0, 3).await?;
+        let summary = metrics.summary();
+        let all = metrics.requests(&[]);
+        let canary = metrics.requests(&[("destination_workload", "web-canary")]);
+        ensure!(all == 3000.0, "expected 3000 requests:\n{summary}");
+        ensure!(
+            within(canary / all, 0.1, 0.03),
+            "canary share {}:\n{summary}",
+            canary / all
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// Given a mirror of 50 % of the traffic to the canary, the canary reports the copies while the
+/// stable version still answers every request.
+#[tokio::test]
+async fn mirror_copies_are_reported_by_the_mirror() -> Result<()> {
+    with_namespace(|client, ns| async move {
+        version(&client, &ns, "stable", 1, json!({})).await?;
+        version(&client, &ns, "canary", 1, json!({})).await?;
+        let http = json!([{
+            "name": "primary",
+            "route": weighted(100, 0),
+            "mirror": { "host": "web-canary" },
+            "mirrorPercentage": { "value": 50.0 },
+        }]);
+        virtual_service(&client, &ns, json!({}), http).await?;
+        ready_pods(&client, &ns, "stable", 1).await?;
+        ready_pods(&client, &ns, "canary", 1).await?;
+
+        let metrics = simulate(&ns, 1000.0, 2).await?;
+        let summary = metrics.summary();
+        let stable = metrics.requests(&[("destination_workload", "web-stable")]);
+        let copies = metrics.requests(&[("destination_workload", "web-canary")]);
+        ensure!(stable == 2000.0, "stable answers every request:\n{summary}");
+        ensure!(
+            within(copies / stable, 0.5, 0.05),
+            "mirrored share {}:\n{summary}",
+            copies / stable
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// Given a registered simulator, the local Prometheus discovers and scrapes it, and the target
+/// file is gone after shutdown.
+#[tokio::test]
+async fn prometheus_scrapes_the_registered_simulator() -> Result<()> {
+    with_namespace(|client, ns| async move {
+        version(&client, &ns, "stable", 1, json!({})).await?;
+        virtual_service(
+            &client,
+            &ns,
+            json!({}),
+            json!([{ "route": weighted(100, 0) }]),
+        )
+        .await?;
+        ready_pods(&client, &ns, "stable", 1).await?;
+
+        let dir = PathBuf::from(env("SLUICE_PROMETHEUS_TARGETS_DIR")?);
+        let handle = run(Config {
+            register_dir: Some(dir),
+            ..config(&ns, 50.0)
+        })
+        .await?;
+        let file = handle
+            .registration_path()
+            .context("no registration file")?
+            .to_owned();
+        ensure!(file.exists(), "{} was not written", file.display());
+        let query = format!(
+            "sum(istio_requests_total{{instance=\"{}\",destination_service_namespace=\"{ns}\"}})",
+            handle.local_addr()
+        );
+        let scraped = wait_for_positive(&query, Duration::from_secs(60)).await;
+        handle.shutdown().await?;
+        ensure!(
+            !file.exists(),
+            "{} is still there after shutdown",
+            file.display()
+        );
+        scraped
+    })
+    .await
+}
+
+/// Polls Prometheus until `query` returns a positive value; fails with the last answer.
+async fn wait_for_positive(query: &str, timeout: Duration) -> Result<()> {
+    let url = format!("{}/api/v1/query", env("SLUICE_PROMETHEUS_URL")?);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let http = reqwest::Client::new();
+    loop {
+        let answer: Result<Value> = async {
+            let response = http.get(&url).query(&[("query", query)]).send().await?;
+            Ok(response.error_for_status()?.json().await?)
+        }
+        .await;
+        let value = answer
+            .as_ref()
+            .ok()
+            .and_then(|a| a.pointer("/data/result/0/value/1"));
+        let value = value
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse::<f64>().ok());
+        if value.is_some_and(|v| v > 0.0) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("Prometheus: {query} not positive after {timeout:?}; last answer: {answer:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
