@@ -25,6 +25,7 @@ go_env() {
 # go_download LABEL DIR: download every module the wrapper module in DIR needs, with a clear
 # error for network trouble (the build itself then runs without touching the network).
 go_download() {
+  step "$1: downloading modules"
   run_logged "$BUILD_LOG" "$1: downloading modules" go -C "$2" mod download ||
     die "$1: could not download Go modules (GOPROXY=$(go env GOPROXY))" \
       "check that the Go module proxy is reachable: go -C $2 mod download -x" \

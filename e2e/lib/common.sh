@@ -53,9 +53,10 @@ require_cmd() { # require_cmd CMD HINT
   command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed" "$2"
 }
 
-# take_lock: one up/down/build at a time per cache (on fd 9; every long-lived process we start
-# gets `9>&-`, or it would inherit the lock and hold it for as long as it runs). Engineers share the machine and the work tree,
-# and two concurrent builds or two `kwokctl create` for the same cluster would corrupt each other.
+# take_lock: one up/down/build at a time per cache. Engineers share the machine and the work
+# tree, and two concurrent builds or two `kwokctl create` of one cluster would corrupt each other.
+# The lock is fd 9: every long-lived process we start gets `9>&-`, or it would inherit the lock
+# and hold it for as long as it runs.
 take_lock() {
   exec 9>"$SLUICE_CACHE/.lock"
   if ! flock -n 9; then
@@ -119,8 +120,8 @@ run_logged() {
   return "$rc"
 }
 
-# install_dir TMP DEST: put a fully built and verified directory in place with one rename, so an
-# interrupted build never leaves a half-written binary that a later run would take as cached.
+# install_dir TMP DEST: put a fully built directory in place with one rename, so an interrupted
+# build never leaves a half-written binary that a later run would take as cached.
 install_dir() {
   local tmp=$1 dest=$2
   rm -rf "$dest.old"
