@@ -1,0 +1,411 @@
+//! The AnalysisRun state machine: a pure function of the validated spec and the persisted
+//! status.
+//!
+//! Everything the assessment needs is in `AnalysisRun.status` (counters, the retained
+//! measurements, each metric's phase), so a controller that restarts and reads the status
+//! back computes exactly what it would have computed without the restart. Semantics follow
+//! Argo Rollouts:
+//!
+//! - A metric fails when `failed > failureLimit` (default 0), is inconclusive when
+//!   `inconclusive > inconclusiveLimit` (default 0), errors when
+//!   `consecutiveErrors > consecutiveErrorLimit` (default 4); a limit of -1 never trips. The
+//!   checks run in that order after every measurement.
+//! - It succeeds when `count` measurements (errors excluded) were taken without tripping a
+//!   limit. Without `count` and with an `interval` it measures until the run is terminated.
+//! - A completed metric never changes phase again.
+//! - The run is `Failed` as soon as any metric failed, else `Error` if any errored, else
+//!   `Inconclusive` if any was inconclusive (each of these also stops all measuring), else
+//!   `Successful` once every metric completed, else `Running`. Dry-run metrics are measured
+//!   and reported (`dryRunSummary`, the run message) but never decide the phase.
+//! - `terminate` stops measuring: metrics still running end `Successful`, as in Argo.
+//!
+//! Each phase comes with a message saying why, quoting the deciding measurement.
+
+use chrono::{DateTime, Utc};
+use sluice_crds::{AnalysisPhase, AnalysisRunStatus, Measurement, MetricResult, RunSummary};
+
+use crate::{
+    metric::{ValidatedAnalysis, ValidatedMetric},
+    time::to_api,
+};
+
+/// A metric's phase and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricAssessment {
+    /// Phase.
+    pub phase: AnalysisPhase,
+    /// Reason, quoting the deciding measurement where there is one.
+    pub message: String,
+}
+
+/// Adds a finished measurement to a metric's result: counters as Argo keeps them, the newest
+/// measurements retained, phase and message reassessed.
+///
+/// # Assumptions
+/// The measurement is complete (as [`measure()`](crate::measure()) produces). `previous` is the metric's
+/// result from the persisted status, if any.
+pub fn record(
+    metric: &ValidatedMetric,
+    previous: Option<&MetricResult>,
+    measurement: Measurement,
+) -> MetricResult {
+    let mut result = previous.cloned().unwrap_or_else(|| MetricResult {
+        name: metric.name().to_string(),
+        phase: AnalysisPhase::Running,
+        ..MetricResult::default()
+    });
+    result.dry_run = metric.dry_run();
+    count(&mut result, measurement.phase);
+    result.measurements.push(measurement);
+    let excess = result.measurements.len().saturating_sub(metric.retention());
+    result.measurements.drain(..excess);
+    let assessment = assess_metric(metric, &result, false);
+    result.phase = assessment.phase;
+    result.message = Some(assessment.message);
+    result
+}
+
+/// Argo's counters: errors are not part of `count` and reset nothing but themselves.
+fn count(result: &mut MetricResult, phase: AnalysisPhase) {
+    match phase {
+        AnalysisPhase::Successful => result.successful += 1,
+        AnalysisPhase::Failed => result.failed += 1,
+        AnalysisPhase::Inconclusive => result.inconclusive += 1,
+        AnalysisPhase::Error => {
+            result.error += 1;
+            result.consecutive_error += 1;
+            return;
+        }
+        AnalysisPhase::Pending | AnalysisPhase::Running => return,
+    }
+    result.count += 1;
+    result.consecutive_error = 0;
+}
+
+/// The phase of one metric from its result. `terminating` means no further measurement will
+/// be taken (the run was terminated, or another metric already decided it).
+pub fn assess_metric(
+    metric: &ValidatedMetric,
+    result: &MetricResult,
+    terminating: bool,
+) -> MetricAssessment {
+    let done = |phase, message: String| MetricAssessment { phase, message };
+    if result.phase.is_completed() {
+        let message = result.message.clone().unwrap_or_default();
+        return done(result.phase, message);
+    }
+    let Some(last) = result.measurements.last() else {
+        return if terminating {
+            done(
+                AnalysisPhase::Successful,
+                "run terminated before the first measurement".into(),
+            )
+        } else {
+            done(
+                AnalysisPhase::Pending,
+                "waiting for the first measurement".into(),
+            )
+        };
+    };
+    if !last.phase.is_completed() {
+        return done(AnalysisPhase::Running, "measurement in progress".into());
+    }
+    if let Some(tripped) = tripped_limit(metric, result) {
+        return tripped;
+    }
+    let summary = tally(result);
+    if metric.count().is_some_and(|c| result.count >= c) {
+        return done(
+            AnalysisPhase::Successful,
+            format!("count ({}) reached: {summary}", result.count),
+        );
+    }
+    if terminating {
+        return done(
+            AnalysisPhase::Successful,
+            format!("run terminated: {summary}"),
+        );
+    }
+    let progress = match metric.count() {
+        Some(c) => format!("{} of {c} measurements", result.count),
+        None => format!("{} measurements, until terminated", result.count),
+    };
+    done(
+        AnalysisPhase::Running,
+        format!("{progress} ({summary}); last: {}", said(last)),
+    )
+}
+
+/// Failed, Inconclusive or Error when a limit is exceeded, checked in Argo's order.
+fn tripped_limit(metric: &ValidatedMetric, result: &MetricResult) -> Option<MetricAssessment> {
+    let checks = [
+        (
+            AnalysisPhase::Failed,
+            "failed",
+            result.failed,
+            metric.failure_limit(),
+            "failureLimit",
+        ),
+        (
+            AnalysisPhase::Inconclusive,
+            "inconclusive",
+            result.inconclusive,
+            metric.inconclusive_limit(),
+            "inconclusiveLimit",
+        ),
+        (
+            AnalysisPhase::Error,
+            "consecutive errors",
+            result.consecutive_error,
+            metric.consecutive_error_limit(),
+            "consecutiveErrorLimit",
+        ),
+    ];
+    let (phase, what, n, limit, field) = checks
+        .into_iter()
+        .find(|(_, _, n, limit, _)| limit.exceeded_by(*n))?;
+    let last = result.measurements.iter().rev().find(|m| m.phase == phase);
+    let because = last
+        .map(|m| format!("; last: {}", said(m)))
+        .unwrap_or_default();
+    Some(MetricAssessment {
+        phase,
+        message: format!("{what} ({n}) > {field} ({limit}){because}"),
+    })
+}
+
+fn tally(r: &MetricResult) -> String {
+    format!(
+        "{} successful, {} failed, {} inconclusive, {} errors",
+        r.successful, r.failed, r.inconclusive, r.error
+    )
+}
+
+fn said(m: &Measurement) -> String {
+    m.message
+        .clone()
+        .unwrap_or_else(|| format!("{:?}", m.phase))
+}
+
+/// The run's verdict with every metric's result reassessed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunAssessment {
+    /// Run phase.
+    pub phase: AnalysisPhase,
+    /// Why: the deciding metrics and their reasons, and any dry-run failures.
+    pub message: String,
+    /// One result per metric, in spec order (metrics never measured appear as `Pending`).
+    pub metric_results: Vec<MetricResult>,
+    /// Counts of non-dry-run metrics by phase.
+    pub run_summary: RunSummary,
+    /// Counts of dry-run metrics by phase.
+    pub dry_run_summary: RunSummary,
+}
+
+/// Assesses every metric and the run.
+///
+/// # Guarantees
+/// Deterministic in its inputs. A metric already completed in `results` keeps its phase.
+pub fn assess_run(
+    analysis: &ValidatedAnalysis,
+    results: &[MetricResult],
+    terminate: bool,
+) -> RunAssessment {
+    let current = |m: &ValidatedMetric| {
+        results
+            .iter()
+            .find(|r| r.name == m.name())
+            .cloned()
+            .unwrap_or_else(|| MetricResult {
+                name: m.name().to_string(),
+                dry_run: m.dry_run(),
+                ..MetricResult::default()
+            })
+    };
+    let reassess = |terminating: bool| -> Vec<(&ValidatedMetric, MetricResult)> {
+        analysis
+            .metrics()
+            .iter()
+            .map(|m| {
+                let mut r = current(m);
+                let a = assess_metric(m, &r, terminating);
+                (r.phase, r.message, r.dry_run) = (a.phase, Some(a.message), m.dry_run());
+                (m, r)
+            })
+            .collect()
+    };
+    let mut assessed = reassess(terminate);
+    // A decisive metric stops the others, as in Argo; reassess them as terminating.
+    if !terminate
+        && assessed
+            .iter()
+            .any(|(m, r)| !m.dry_run() && is_decisive(r.phase))
+    {
+        assessed = reassess(true);
+    }
+    let phase = run_phase(&assessed);
+    RunAssessment {
+        phase,
+        message: run_message(phase, &assessed),
+        run_summary: summary(
+            assessed
+                .iter()
+                .filter(|(m, _)| !m.dry_run())
+                .map(|(_, r)| r),
+        ),
+        dry_run_summary: summary(assessed.iter().filter(|(m, _)| m.dry_run()).map(|(_, r)| r)),
+        metric_results: assessed.into_iter().map(|(_, r)| r).collect(),
+    }
+}
+
+/// Whether a metric's phase ends the run.
+pub(crate) fn is_decisive(phase: AnalysisPhase) -> bool {
+    matches!(
+        phase,
+        AnalysisPhase::Failed | AnalysisPhase::Error | AnalysisPhase::Inconclusive
+    )
+}
+
+fn run_phase(assessed: &[(&ValidatedMetric, MetricResult)]) -> AnalysisPhase {
+    let deciding = || {
+        assessed
+            .iter()
+            .filter(|(m, _)| !m.dry_run())
+            .map(|(_, r)| r.phase)
+    };
+    for phase in [
+        AnalysisPhase::Failed,
+        AnalysisPhase::Error,
+        AnalysisPhase::Inconclusive,
+    ] {
+        if deciding().any(|p| p == phase) {
+            return phase;
+        }
+    }
+    if assessed.iter().all(|(_, r)| r.phase.is_completed()) {
+        AnalysisPhase::Successful
+    } else {
+        AnalysisPhase::Running
+    }
+}
+
+fn run_message(phase: AnalysisPhase, assessed: &[(&ValidatedMetric, MetricResult)]) -> String {
+    let describe = |(_, r): &&(&ValidatedMetric, MetricResult)| {
+        format!(
+            "metric {:?} {}: {}",
+            r.name,
+            phase_word(r.phase),
+            r.message.as_deref().unwrap_or("")
+        )
+    };
+    let deciding: Vec<String> = assessed
+        .iter()
+        .filter(|(m, r)| !m.dry_run() && r.phase == phase && is_decisive(phase))
+        .map(|x| describe(&x))
+        .collect();
+    let mut parts = if deciding.is_empty() {
+        vec![overview(phase, assessed)]
+    } else {
+        deciding
+    };
+    parts.extend(
+        assessed
+            .iter()
+            .filter(|(m, r)| m.dry_run() && is_decisive(r.phase))
+            .map(|x| format!("dry-run {}", describe(&x))),
+    );
+    parts.join("; ")
+}
+
+fn overview(phase: AnalysisPhase, assessed: &[(&ValidatedMetric, MetricResult)]) -> String {
+    let total = assessed.len();
+    let completed = assessed
+        .iter()
+        .filter(|(_, r)| r.phase.is_completed())
+        .count();
+    match phase {
+        AnalysisPhase::Successful => format!("all {total} metrics completed successfully"),
+        _ => format!("{completed} of {total} metrics completed"),
+    }
+}
+
+fn phase_word(phase: AnalysisPhase) -> &'static str {
+    match phase {
+        AnalysisPhase::Pending => "is pending",
+        AnalysisPhase::Running => "is running",
+        AnalysisPhase::Successful => "succeeded",
+        AnalysisPhase::Failed => "failed",
+        AnalysisPhase::Error => "errored",
+        AnalysisPhase::Inconclusive => "was inconclusive",
+    }
+}
+
+fn summary<'a>(results: impl Iterator<Item = &'a MetricResult>) -> RunSummary {
+    let mut s = RunSummary::default();
+    for r in results {
+        s.count += 1;
+        match r.phase {
+            AnalysisPhase::Successful => s.successful += 1,
+            AnalysisPhase::Failed => s.failed += 1,
+            AnalysisPhase::Inconclusive => s.inconclusive += 1,
+            AnalysisPhase::Error => s.error += 1,
+            AnalysisPhase::Pending | AnalysisPhase::Running => {}
+        }
+    }
+    s
+}
+
+/// The whole new status: every metric and the run reassessed, `startedAt` set on the first
+/// call, `completedAt` when the run reaches a final phase.
+///
+/// # Guarantees
+/// - A run already in a final phase is returned unchanged (its verdict never flips).
+/// - Deterministic in its inputs: the same status, spec, `terminate` and `now` give the same
+///   result, so a controller restart changes nothing.
+pub fn assess(
+    analysis: &ValidatedAnalysis,
+    status: &AnalysisRunStatus,
+    terminate: bool,
+    now: DateTime<Utc>,
+) -> AnalysisRunStatus {
+    if status.phase.is_some_and(AnalysisPhase::is_completed) {
+        return status.clone();
+    }
+    let run = assess_run(analysis, &status.metric_results, terminate);
+    let completed = run.phase.is_completed();
+    AnalysisRunStatus {
+        phase: Some(run.phase),
+        message: Some(run.message),
+        started_at: status.started_at.clone().or_else(|| Some(to_api(now))),
+        completed_at: completed.then(|| status.completed_at.clone().unwrap_or_else(|| to_api(now))),
+        metric_results: run.metric_results,
+        run_summary: Some(run.run_summary),
+        dry_run_summary: Some(run.dry_run_summary).filter(|s| s.count > 0),
+    }
+}
+
+/// Records `measurement` for `metric` in `status` (creating its result if needed) and returns
+/// the metric's new result; the run phase is left to [`assess`].
+pub fn record_in(
+    status: &mut AnalysisRunStatus,
+    metric: &ValidatedMetric,
+    measurement: Measurement,
+) -> MetricResult {
+    let position = status
+        .metric_results
+        .iter()
+        .position(|r| r.name == metric.name());
+    let updated = record(
+        metric,
+        position.map(|i| &status.metric_results[i]),
+        measurement,
+    );
+    match position {
+        Some(i) => status.metric_results[i] = updated.clone(),
+        None => status.metric_results.push(updated.clone()),
+    }
+    updated
+}
+
+#[cfg(test)]
+mod tests;
