@@ -47,6 +47,7 @@ apply_crds() {
   out=$(kubectl_ apply --server-side --force-conflicts --field-manager=sluice-e2e -o name "${args[@]}" 2>&1) ||
     die "applying the $label CRDs failed: $out" "files: $*"
   crds=$(grep '^customresourcedefinition' <<<"$out" || true)
+  [[ -n $crds ]] || die "the $label files contain no CustomResourceDefinition" "files: $*"
   # shellcheck disable=SC2086 # one resource name per word
   kubectl_ wait --for=condition=Established --timeout=60s $crds >/dev/null ||
     die "the $label CRDs were applied but are not Established after 60 s" "kubectl get crd -o yaml ${crds//$'\n'/ }"

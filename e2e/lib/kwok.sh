@@ -76,6 +76,13 @@ cluster_exists() {
 }
 apiserver_ready() { [[ -f $KUBECONFIG_FILE ]] && kubectl_ get --raw /readyz >/dev/null 2>&1; }
 
+# server_version: the apiserver's gitVersion, so a version bump in versions.env replaces the cluster.
+server_version() {
+  local json
+  json=$(kubectl_ get --raw /version 2>/dev/null) || return 0
+  sed -n 's/^ *"gitVersion": *"\([^"]*\)".*/\1/p' <<<"$json"
+}
+
 ready_node_count() {
   kubectl_ get nodes -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
     grep -c '^True$' || true
@@ -103,11 +110,11 @@ create_cluster() {
 # start_cluster: reuse a healthy cluster, replace a broken one (e.g. its processes died with a
 # machine restart: the state is throw-away), create one when there is none.
 start_cluster() {
-  if cluster_exists && apiserver_ready; then
+  if cluster_exists && apiserver_ready && [[ $(server_version) == "$KUBE_VERSION" ]]; then
     step "cluster '$CLUSTER_NAME' already running"
   else
     if cluster_exists; then
-      warn "cluster '$CLUSTER_NAME' exists but its apiserver is not ready; recreating it"
+      warn "cluster '$CLUSTER_NAME' exists but is not ready or not $KUBE_VERSION; recreating it"
       delete_cluster
     fi
     create_cluster
