@@ -141,7 +141,8 @@ new_tmp_dir() {
   printf '%s\n' "$dir"
 }
 
-kubectl_() { "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
+# kubectl_ ARGS: our kubectl on our cluster; its discovery cache too stays out of ~/.kube.
+kubectl_() { "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" --cache-dir "$SLUICE_CACHE/kubectl-cache" "$@"; }
 
 # kwokctl_ ARGS: kwokctl with its state under the cache (never ~/.kwok) and our cluster name.
 kwokctl_() { KWOK_WORKDIR=$SLUICE_CACHE/kwok "$KWOKCTL" --name "$CLUSTER_NAME" "$@"; }
