@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use futures::FutureExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -28,6 +29,8 @@ use crate::traffic::istio::IstioRouter;
 const RESYNC: Duration = Duration::from_secs(300);
 /// After writes, look again soon: Service selectors and mesh weights are not watched.
 const AFTER_WRITES: Duration = Duration::from_millis(500);
+/// While the ReplicaSet cache is still listing (just after start), look again after this.
+const CACHE_NOT_READY: Duration = Duration::from_millis(200);
 
 /// Why a reconcile failed. `category()` feeds metric labels and event reasons.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +121,12 @@ async fn pipeline(
     router: Option<&IstioRouter>,
     now: DateTime<Utc>,
 ) -> Result<Action, Error> {
+    // A controller that just started can see a Rollout before its ReplicaSet cache has listed
+    // anything. Planning on that empty cache takes a release in flight for a first deploy and
+    // skips its remaining steps; so nothing is planned until the cache is complete.
+    if ctx.replica_sets.wait_until_ready().now_or_never().is_none() {
+        return Ok(Action::requeue(CACHE_NOT_READY));
+    }
     let observed = observe_rollout(ctx, rollout, v, router).await?;
     let plan = plan(&v.model, &observed, now);
     let target = apply_target(ctx, v);
