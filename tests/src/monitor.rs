@@ -487,6 +487,23 @@ impl Report {
         writes
     }
 
+    /// When the watch delivered the last write by Sluice.
+    pub fn last_write_at(&self) -> Option<Instant> {
+        let (rv, kind, name) = self.writes.last()?;
+        self.changes
+            .iter()
+            .find(|c| c.rv == *rv && c.kind == *kind && &c.name == name)
+            .map(|c| c.at)
+    }
+
+    /// When the watch delivered the version of `kind` with resourceVersion `rv`.
+    pub fn delivered_at(&self, kind: Kind, rv: u64) -> Option<Instant> {
+        self.changes
+            .iter()
+            .find(|c| c.kind == kind && c.rv == rv)
+            .map(|c| c.at)
+    }
+
     /// The canary weights the VirtualService showed, in order, consecutive repeats removed.
     pub fn weights(&self) -> Vec<i64> {
         self.weight_trace.iter().filter_map(|(_, w)| *w).collect()
