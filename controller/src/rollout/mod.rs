@@ -1,5 +1,6 @@
 //! The Rollout controller: observe -> validate -> plan -> apply -> status.
 
+pub mod analysis;
 pub mod apply;
 pub mod events;
 pub mod finalizer;
