@@ -203,6 +203,7 @@ fn run_steps(
     mut out: Outcome,
 ) -> Outcome {
     let mut index = out.current_step_index.unwrap_or(0).min(c.steps.len());
+    let entry = index;
     loop {
         if out.promote_full || index >= c.steps.len() {
             out.current_step_index = Some(c.steps.len());
@@ -213,6 +214,14 @@ fn run_steps(
         let shown = reach_target(r, c, o, d, stable, &target, &mut out);
         let step_done = shown && step_complete(c, &c.steps[index], o, d, &mut out);
         if !step_done || d.intents.len() > before {
+            if index > entry && d.intents.len() > before && raises_traffic(o, &out) {
+                // More canary traffic waits until the status names its step: the mesh would
+                // otherwise show a weight above the persisted step's (invariant 1), and a
+                // restart in between would resume at the completed step and undo, then redo,
+                // the raise (invariant 5).
+                d.intents.truncate(before);
+                d.wake(d.now);
+            }
             out.current_step_index = Some(index);
             return out;
         }
@@ -221,6 +230,23 @@ fn run_steps(
         out.controller_pause = false;
         out.current_step_index = Some(index);
     }
+}
+
+/// True when the planned traffic gives the canary more than the mesh shows: a higher weight, or
+/// a managed route that is not there yet.
+fn raises_traffic(o: &Observed, out: &Outcome) -> bool {
+    let Some(desired) = &out.desired_traffic else {
+        return false;
+    };
+    let shown = o.traffic.as_ref();
+    let weight = shown.and_then(|t| t.canary_weight).unwrap_or(0);
+    let present = |name: &String| shown.is_some_and(|t| t.managed_routes.contains(name));
+    let mut routes = desired
+        .header_routes
+        .iter()
+        .map(|r| &r.name)
+        .chain(desired.mirror_routes.iter().map(|r| &r.name));
+    desired.canary_weight > weight || routes.any(|name| !present(name))
 }
 
 /// Finishes a release: full-size canary, stable Service and subset onto it, weight back to 0.
