@@ -32,6 +32,8 @@ pub(crate) fn plan(r: &ValidatedRollout, c: &Canary, o: &Observed, d: &mut Draft
                 d.wake_at = None;
                 let mut aborted = abort(r, c, o, d, stable, Some(d.now));
                 aborted.deadline_exceeded = true;
+                // Say what was stuck, not only what the abort did.
+                aborted.progress.1 = format!("{}; {}", outcome.progress.1, aborted.progress.1);
                 return aborted;
             }
             outcome
