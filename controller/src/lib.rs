@@ -1,5 +1,7 @@
-//! The Sluice controller: observe -> validate -> plan -> apply -> status for Rollouts.
+//! The Sluice controller: observe -> validate -> plan -> apply -> status for Rollouts, and the
+//! AnalysisRun controller that measures their analysis.
 
+pub mod analysis_run;
 pub mod context;
 pub mod http;
 pub mod leader;

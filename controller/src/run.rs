@@ -1,5 +1,5 @@
-//! Wiring of `sluice controller`: caches, the Rollout controller, HTTP endpoints and leader
-//! election.
+//! Wiring of `sluice controller`: caches, the Rollout and AnalysisRun controllers, HTTP
+//! endpoints and leader election.
 //!
 //! Memory: the ReplicaSet cache holds only ReplicaSets carrying the pod-template-hash label, with
 //! their pod templates and managed fields stripped (the controller builds ReplicaSets from the
@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::Controller;
@@ -17,6 +17,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use prometheus_client::registry::Registry;
 
+use crate::analysis_run::{self, AnalysisMetrics};
 use crate::context::{Backoff, Context, rollout_resource};
 use crate::http::{self, Endpoints};
 use crate::leader::{Elector, Timing};
@@ -50,6 +51,7 @@ pub struct LeaderConfig {
 pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    let analysis_metrics = AnalysisMetrics::register(&mut registry);
     let elector = config.leader.as_ref().map(|l| {
         Elector::new(
             client.clone(),
@@ -99,6 +101,12 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         metrics,
         backoff: Backoff::default(),
     });
+    // In the same task as the Rollout controller (not spawned), so that stopping one stops both.
+    let analysis_runs = analysis_run::controller(
+        analysis_run::Context::new(client.clone(), ctx.recorder.clone(), analysis_metrics),
+        config.namespace.as_deref(),
+        config.concurrency,
+    );
     let controller = Controller::for_stream_with(rollout_stream, rollout_store, resource)
         .owns_stream(rs_stream)
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
@@ -109,6 +117,7 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
                 tracing::debug!(error = %e, "controller event");
             }
         });
+    let controller = futures::future::join(controller, analysis_runs).map(|((), ())| ());
     endpoints.ready.store(true, Ordering::Relaxed);
     match &elector {
         None => controller.await,

@@ -128,6 +128,7 @@ where
     Ok(value)
 }
 
+pub mod analysis;
 pub mod controller;
 pub mod dump;
 pub mod fixtures;
