@@ -16,8 +16,8 @@ use sluice_crds::Rollout;
 
 use super::apply::FIELD_MANAGER;
 use super::validate::validate;
-use crate::traffic::TrafficRouter;
 use crate::traffic::istio::IstioRouter;
+use crate::traffic::{TrafficError, TrafficRouter};
 
 /// The finalizer Sluice owns on Rollouts.
 pub const FINALIZER: &str = "sluice.dev/traffic";
@@ -39,7 +39,8 @@ pub async fn ensure(api: &Api<Rollout>, rollout: &Rollout) -> Result<(), kube::E
 }
 
 /// Resets traffic, then removes the finalizer. With an invalid spec there is no router to
-/// reset, so the finalizer is removed at once.
+/// reset, and with a reference to a missing mesh object nothing to reset: the finalizer is
+/// removed at once.
 pub async fn finalize(
     client: &kube::Client,
     api: &Api<Rollout>,
@@ -49,10 +50,16 @@ pub async fn finalize(
         return Ok(());
     };
     if let Some(istio) = validate(rollout).ok().and_then(|v| v.istio) {
-        IstioRouter::new(client.clone(), istio)
-            .reset()
-            .await
-            .map_err(FinalizeError::Traffic)?;
+        match IstioRouter::new(client.clone(), istio).reset().await {
+            Ok(()) => {}
+            // The spec names a VirtualService, route, Service or subset that does not exist:
+            // there is nothing Sluice can find to reset, and no retry will find it. Keeping the
+            // finalizer would leave the Rollout Terminating for ever.
+            Err(TrafficError::InvalidReference(reason)) => {
+                tracing::warn!(rollout = %rollout.name_any(), %reason, "deleting a Rollout whose traffic cannot be reset");
+            }
+            Err(e) => return Err(FinalizeError::Traffic(e)),
+        }
     }
     let patch = json!([
         {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": FINALIZER},
