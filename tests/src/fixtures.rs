@@ -48,6 +48,38 @@ pub fn pause() -> Value {
     json!({ "pause": {} })
 }
 
+/// Runs `replicas` canary pods whatever the weight (so managed routes have pods to reach).
+pub fn set_canary_scale(replicas: i32) -> Value {
+    json!({ "setCanaryScale": { "replicas": replicas } })
+}
+
+/// Requests whose `header` is exactly `value` go to the canary (a managed route).
+pub fn set_header_route(name: &str, header: &str, value: &str) -> Value {
+    json!({ "setHeaderRoute": {
+        "name": name,
+        "match": [{ "headerName": header, "headerValue": { "exact": value } }],
+    } })
+}
+
+/// A copy of `percentage` % of requests under `path_prefix` goes to the canary.
+pub fn set_mirror_route(name: &str, percentage: u8, path_prefix: &str) -> Value {
+    json!({ "setMirrorRoute": {
+        "name": name,
+        "percentage": percentage,
+        "match": [{ "path": { "prefix": path_prefix } }],
+    } })
+}
+
+/// Removes the header route `name`.
+pub fn remove_header_route(name: &str) -> Value {
+    json!({ "setHeaderRoute": { "name": name } })
+}
+
+/// Removes the mirror route `name`.
+pub fn remove_mirror_route(name: &str) -> Value {
+    json!({ "setMirrorRoute": { "name": name } })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Mesh objects.
 
@@ -80,6 +112,46 @@ pub fn host_split_virtual_service() -> Value {
                     { "destination": { "host": CANARY_SERVICE }, "weight": 0 },
                 ],
             }],
+        },
+    })
+}
+
+/// The host-level VirtualService the way a team writes it: labels, annotations, gateways, a
+/// split route with retries, a timeout and header rules, and a second route Sluice has nothing to
+/// do with. Everything but the two weights must survive a release unchanged.
+pub fn users_own_virtual_service() -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {
+            "name": VIRTUAL_SERVICE,
+            "labels": { "app": APP, "team": "payments" },
+            "annotations": { "argocd.argoproj.io/sync-options": "Prune=false", "owner": "payments" },
+        },
+        "spec": {
+            "hosts": ["web", "web.example.com"],
+            "gateways": ["mesh", "istio-system/public"],
+            "http": [
+                {
+                    "name": "admin",
+                    "match": [{ "uri": { "prefix": "/admin" } }],
+                    "route": [{ "destination": { "host": "admin", "port": { "number": 8081 } } }],
+                    "timeout": "30s",
+                },
+                {
+                    "name": ROUTE,
+                    "match": [{ "uri": { "prefix": "/" } }],
+                    "route": [
+                        { "destination": { "host": STABLE_SERVICE, "port": { "number": 80 } }, "weight": 100,
+                          "headers": { "response": { "set": { "x-version": "stable" } } } },
+                        { "destination": { "host": CANARY_SERVICE, "port": { "number": 80 } }, "weight": 0 },
+                    ],
+                    "retries": { "attempts": 3, "perTryTimeout": "2s", "retryOn": "5xx,reset" },
+                    "timeout": "10s",
+                    "headers": { "request": { "set": { "x-env": "prod" } } },
+                    "corsPolicy": { "allowOrigins": [{ "exact": "https://example.com" }] },
+                },
+            ],
         },
     })
 }

@@ -18,7 +18,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
-use sluice_controller::traffic::istio::virtual_service_resource;
+use sluice_controller::traffic::istio::{destination_rule_resource, virtual_service_resource};
 use sluice_crds::{
     Condition, ConditionStatus, ConditionType, Rollout, RolloutPhase, RolloutStatus,
 };
@@ -309,12 +309,56 @@ impl Scenario {
             .and_then(|mut s| s.remove(HASH_LABEL)))
     }
 
+    /// The VirtualService as stored.
+    pub async fn virtual_service(&self) -> Result<Value> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.ns, &virtual_service_resource());
+        let vs = api.get(fixtures::VIRTUAL_SERVICE).await?;
+        Ok(serde_json::to_value(vs)?)
+    }
+
+    /// The pod-template hashes the DestinationRule's `(stable, canary)` subsets select.
+    pub async fn subset_hashes(&self) -> Result<(Option<String>, Option<String>)> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.ns, &destination_rule_resource());
+        let dr = api.get(fixtures::DESTINATION_RULE).await?;
+        let subsets = dr.data.pointer("/spec/subsets").and_then(Value::as_array);
+        let hash = |name: &str| {
+            subsets
+                .into_iter()
+                .flatten()
+                .find(|s| s.get("name").and_then(Value::as_str) == Some(name))
+                .and_then(|s| s.pointer("/labels")?.get(HASH_LABEL)?.as_str())
+                .map(str::to_owned)
+        };
+        Ok((hash(fixtures::STABLE_SUBSET), hash(fixtures::CANARY_SUBSET)))
+    }
+
+    /// Replaces the VirtualService with `manifest` (the user edits their own object).
+    pub async fn replace_virtual_service(&self, mut manifest: Value) -> Result<()> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.ns, &virtual_service_resource());
+        let current = api.get(fixtures::VIRTUAL_SERVICE).await?;
+        manifest["metadata"]["resourceVersion"] = json!(current.metadata.resource_version);
+        let object: DynamicObject = serde_json::from_value(manifest)?;
+        api.replace(fixtures::VIRTUAL_SERVICE, &Default::default(), &object)
+            .await
+            .context("replacing the VirtualService")?;
+        Ok(())
+    }
+
     /// `(stable, canary)` weights of the split route, read from the VirtualService.
     pub async fn route_weights(&self) -> Result<(i64, i64)> {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &self.ns, &virtual_service_resource());
         let vs = api.get(fixtures::VIRTUAL_SERVICE).await?;
-        let route = vs.data.pointer("/spec/http/0/route").cloned();
+        let http = vs.data.pointer("/spec/http").and_then(Value::as_array);
+        let route = http
+            .into_iter()
+            .flatten()
+            .find(|r| r.get("name").and_then(Value::as_str) == Some(fixtures::ROUTE))
+            .and_then(|r| r.get("route"))
+            .cloned();
         let weight = |i: usize| {
             route
                 .as_ref()
@@ -335,14 +379,38 @@ impl Scenario {
             .filter(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Rollout"))
             .collect();
         events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
-        Ok(events
-            .into_iter()
-            .map(|e| RolloutEvent {
-                warning: e.type_.as_deref() == Some("Warning"),
-                count: e.series.as_ref().map_or(1, |s| s.count),
-                note: e.note.unwrap_or_default(),
-            })
-            .collect())
+        Ok(events.into_iter().map(|e| rollout_event(e).1).collect())
+    }
+
+    /// Waits (by watching) for an event about the Rollout with `reason` that `pred` accepts.
+    /// Events are published after the status write they describe, so a test that saw the status
+    /// waits for its event rather than listing at once.
+    pub async fn wait_event(
+        &self,
+        reason: &str,
+        pred: impl Fn(&RolloutEvent) -> bool,
+    ) -> Result<RolloutEvent> {
+        use futures::TryStreamExt;
+        use kube::runtime::{WatchStreamExt, watcher};
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
+        let found = watcher(api, watcher::Config::default())
+            .applied_objects()
+            .try_filter_map(|e| {
+                let event = Some(rollout_event(e))
+                    .filter(|(r, e)| r.as_str() == reason && pred(e))
+                    .map(|(_, e)| e);
+                std::future::ready(Ok(event))
+            });
+        let mut found = Box::pin(found);
+        match tokio::time::timeout(WAIT, found.try_next()).await {
+            Ok(Ok(Some(event))) => Ok(event),
+            Ok(Ok(None)) => bail!("the event watch ended before a {reason} event"),
+            Ok(Err(e)) => Err(e).context("watching events"),
+            Err(_) => bail!(
+                "no matching {reason} event after {WAIT:?}; seen: {:?}",
+                self.events(reason).await?
+            ),
+        }
     }
 
     /// How many times an event with `reason` and exactly `note` happened.
@@ -354,6 +422,22 @@ impl Scenario {
             .map(|e| e.count)
             .sum())
     }
+}
+
+/// The reason of an event (empty unless it is about the Rollout) and what a test reads of it.
+fn rollout_event(e: Event) -> (String, RolloutEvent) {
+    let about_rollout = e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Rollout");
+    let reason = e
+        .reason
+        .clone()
+        .filter(|_| about_rollout)
+        .unwrap_or_default();
+    let event = RolloutEvent {
+        warning: e.type_.as_deref() == Some("Warning"),
+        count: e.series.as_ref().map_or(1, |s| s.count),
+        note: e.note.unwrap_or_default(),
+    };
+    (reason, event)
 }
 
 /// An event about the Rollout.

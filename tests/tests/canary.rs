@@ -133,6 +133,8 @@ async fn given_an_indefinite_pause_when_promoted_then_the_next_step_runs_and_the
             "weights shown: {:?}",
             report.weights()
         );
+        s.wait_event("StepCompleted", |e| e.note == "completed step 4/4")
+            .await?;
         let completed = s.events("StepCompleted").await?;
         let notes: Vec<(&str, i32)> = completed
             .iter()

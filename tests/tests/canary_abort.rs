@@ -44,11 +44,7 @@ async fn given_a_canary_at_weight_50_when_aborted_then_traffic_returns_to_stable
         s.wait_replica_set(&new, 0).await?;
         ensure!(s.route_weights().await? == (100, 0));
 
-        let warnings = s.events("RolloutAborted").await?;
-        ensure!(
-            warnings.iter().any(|e| e.warning),
-            "a Warning event RolloutAborted: {warnings:?}"
-        );
+        s.wait_event("RolloutAborted", |e| e.warning).await?;
 
         // Invariant 3 for this abort, spelled out: the canary's scale-down came after the weight
         // read back 0, and no sooner than abortScaleDownDelaySeconds later.
@@ -99,6 +95,8 @@ async fn given_a_canary_at_weight_50_when_aborted_then_traffic_returns_to_stable
             "after the retry the weights of every step were shown again: {:?}",
             report.weights_after(retry_rv)
         );
+        s.wait_event("StepCompleted", |e| e.note == "completed step 4/4")
+            .await?;
         ensure!(
             s.occurrences("StepCompleted", "completed step 1/4").await? == 2,
             "step 1 completed once before the abort and once after the retry"

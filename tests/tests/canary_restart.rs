@@ -64,6 +64,8 @@ async fn given_a_release_in_flight_when_the_controller_restarts_during_a_timed_p
         }
         // Events are published after the status write they describe: a controller killed in
         // between loses them (at most one reconcile's worth per kill), but none may repeat.
+        s.wait_event("StepCompleted", |e| e.note == "completed step 7/7")
+            .await?;
         let mut published = 0;
         for k in 1..=7 {
             let note = format!("completed step {k}/7");
