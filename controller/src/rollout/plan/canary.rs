@@ -79,7 +79,7 @@ fn first_deploy(r: &ValidatedRollout, c: &Canary, o: &Observed, d: &mut Draft) -
     point_services(c, o, d, hash, hash);
     out.desired_traffic = c.traffic_routing.then(|| stable_only(c, hash));
     if let Some(t) = &out.desired_traffic {
-        set_traffic(o, d, t);
+        set_traffic(c, o, d, t);
     }
     if d.intents.is_empty() {
         out.stable_hash = Some(hash.clone());
@@ -110,7 +110,7 @@ fn settle(
         // Stable pods serve: pointing both Services (and subsets) at them is safe at any weight.
         point_services(c, o, d, hash, hash);
         let traffic = stable_only(c, hash);
-        set_traffic(o, d, &traffic);
+        set_traffic(c, o, d, &traffic);
         out.desired_traffic = c.traffic_routing.then_some(traffic);
     }
     let protected = [hash.as_str()];
@@ -273,7 +273,7 @@ fn promote(
     // The new pods are fully available, so every selector may point at them at any weight.
     point_services(c, o, d, new, new);
     let traffic = stable_only(c, new);
-    set_traffic(o, d, &traffic);
+    set_traffic(c, o, d, &traffic);
     out.desired_traffic = c.traffic_routing.then_some(traffic);
     if d.intents.is_empty() {
         out.stable_hash = Some(new.clone());
@@ -316,7 +316,7 @@ fn abort(
         ..DesiredTraffic::all_stable()
     };
     if stable.available > 0 {
-        set_traffic(o, d, &traffic);
+        set_traffic(c, o, d, &traffic);
         if let Some(service) = &c.stable_service {
             point_service(o.stable_service_hash.as_deref(), d, service, &stable.hash);
         }
@@ -434,7 +434,7 @@ fn reach_target(
     {
         point_service(o.canary_service_hash.as_deref(), d, service, new);
     }
-    set_traffic(o, d, &traffic);
+    set_traffic(c, o, d, &traffic);
     let reached = available >= t.canary_replicas && traffic.canary_weight == t.weight;
     out.desired_traffic = Some(traffic);
     out.progress = progressing("ReplicaSetUpdated", step_message(o, new, t, reached));
@@ -601,10 +601,11 @@ fn stable_only(c: &Canary, hash: &str) -> DesiredTraffic {
     }
 }
 
-/// Emits `SetTraffic` unless the read-back already shows `desired`.
-fn set_traffic(o: &Observed, d: &mut Draft, desired: &DesiredTraffic) {
+/// Emits `SetTraffic` unless there is no mesh (a basic canary) or the read-back already shows
+/// `desired`.
+fn set_traffic(c: &Canary, o: &Observed, d: &mut Draft, desired: &DesiredTraffic) {
     let shown = o.traffic.as_ref().is_some_and(|t| t.matches(desired));
-    if !shown {
+    if c.traffic_routing && !shown {
         d.push(Intent::SetTraffic(desired.clone()));
     }
 }
