@@ -145,7 +145,10 @@ fn progress(
     if out.abort {
         return abort(r, c, o, d, stable, out.aborted_at);
     }
-    ensure_scale(r, o, d, &stable.hash, r.replicas);
+    if c.traffic_routing {
+        // Without a mesh the stable size is the other half of the weight: the steps set it.
+        ensure_scale(r, o, d, &stable.hash, r.replicas);
+    }
     let protected = [stable.hash.as_str(), r.template_hash.as_str()];
     cleanup::scale_down_others(r, c, o, d, &protected, std::time::Duration::ZERO);
     if r.paused {
