@@ -421,12 +421,19 @@ fn reach_target(
     let new = r.template_hash.as_str();
     let canary = o.replica_set(new);
     let available = canary.map_or(0, |rs| rs.available);
-    ensure_scale(r, o, d, new, t.canary_replicas);
     if !c.traffic_routing {
+        // The weight is the share of pods: the canary gives pods back only as fast as stable
+        // has them available, as stable does below.
+        let floor = (r.replicas - stable.available).max(0);
+        let replicas = canary.map_or(t.canary_replicas, |rs| {
+            t.canary_replicas.max(floor.min(rs.replicas))
+        });
+        ensure_scale(r, o, d, new, replicas);
         scale_stable_for_basic_canary(r, o, d, stable, t, available);
         out.progress = progressing("ReplicaSetUpdated", waiting_for(o, new, t.canary_replicas));
         return available >= t.canary_replicas && d.intents.is_empty();
     }
+    ensure_scale(r, o, d, new, t.canary_replicas);
     let traffic = canary_traffic(c, o, stable, new, available, t);
     // Moving the canary Service onto the new pods is safe when they serve, or when the weight
     // read back is 0 (a superseded canary must first lose its traffic).

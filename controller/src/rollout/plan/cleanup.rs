@@ -19,12 +19,15 @@ pub(crate) fn scale_down_others(
     protected: &[&str],
     delay: Duration,
 ) {
-    let others = o
+    let (kept, others): (Vec<&ReplicaSetView>, Vec<&ReplicaSetView>) = o
         .replica_sets
         .iter()
-        .filter(|rs| !protected.contains(&rs.hash.as_str()));
-    for rs in others.filter(|rs| rs.replicas > 0) {
-        if receives_traffic(c, o, &rs.hash) {
+        .partition(|rs| protected.contains(&rs.hash.as_str()));
+    // Without a mesh every pod behind the Service serves: the others give theirs up only once
+    // the kept versions have the Rollout's replicas available.
+    let covered = kept.iter().map(|rs| rs.available).sum::<i32>() >= r.replicas;
+    for rs in others.into_iter().filter(|rs| rs.replicas > 0) {
+        if receives_traffic(c, o, &rs.hash) || !(c.traffic_routing || covered) {
             continue;
         }
         scale_down_after(c, d, rs, delay);
