@@ -370,6 +370,13 @@ impl Target {
             CanaryScale::Weight(w) => share(r.replicas, w),
             CanaryScale::MatchTrafficWeight => share(r.replicas, weight),
         };
+        if canary_replicas == 0 {
+            // A canary scaled to no pods can take no traffic (invariant 2): its weight and
+            // routes would go nowhere, so the step asks for none.
+            weight = 0;
+            header_routes.clear();
+            mirror_routes.clear();
+        }
         Target {
             weight,
             canary_replicas,
