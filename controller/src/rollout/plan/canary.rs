@@ -440,8 +440,15 @@ fn reach_target(
         out.progress = progressing("ReplicaSetUpdated", waiting_for(o, new, t.canary_replicas));
         return available >= t.canary_replicas && d.intents.is_empty();
     }
-    ensure_scale(r, o, d, new, t.canary_replicas);
     let traffic = canary_traffic(c, o, stable, new, available, t);
+    // A smaller canary must first lose the traffic it can no longer carry: it shrinks only
+    // once the mesh shows the step's (lower) weight.
+    let shrinking = canary.is_some_and(|rs| t.canary_replicas < rs.replicas);
+    let shown = traffic.canary_weight == t.weight
+        && o.traffic.as_ref().is_some_and(|x| x.matches(&traffic));
+    if !shrinking || shown {
+        ensure_scale(r, o, d, new, t.canary_replicas);
+    }
     // Moving the canary Service onto the new pods is safe when they serve, or when the weight
     // read back is 0 (a superseded canary must first lose its traffic).
     if let Some(service) = c
