@@ -143,7 +143,19 @@ fn progress(
         out.promote_full = false;
     }
     if out.abort {
-        return abort(r, c, o, d, stable, out.aborted_at);
+        let mut aborted = abort(r, c, o, d, stable, out.aborted_at);
+        // An abort caused by the deadline keeps saying so, and what was stuck (rather than
+        // flipping the condition to a plain `RolloutAborted` one reconcile later).
+        let deadline = o
+            .persisted
+            .conditions
+            .iter()
+            .find(|c| c.kind == PROGRESS_CONDITION && !c.status && c.reason == DEADLINE_REASON);
+        aborted.deadline_exceeded = deadline.is_some();
+        if let Some(condition) = deadline {
+            aborted.progress.1.clone_from(&condition.message);
+        }
+        return aborted;
     }
     if c.traffic_routing {
         // Without a mesh the stable size is the other half of the weight: the steps set it.
@@ -185,8 +197,11 @@ fn check_deadline(r: &ValidatedRollout, o: &Observed, d: &mut Draft, out: &mut O
         Some(c) if unchanged => c.last_update_time,
         _ => d.now,
     };
+    // Once exceeded, it stays exceeded until progress is made: the condition's update time
+    // moved when it flipped, so counting from it again would flap back to Progressing.
+    let already = unchanged && previous.is_some_and(|c| c.reason == DEADLINE_REASON);
     let deadline = since + chrono_duration(r.progress_deadline);
-    if d.now >= deadline {
+    if already || d.now >= deadline {
         out.deadline_exceeded = true;
     } else {
         d.wake(deadline);
