@@ -232,7 +232,10 @@ fn run_steps(
         let target = Target::at(r, c, index);
         let before = d.intents.len();
         let shown = reach_target(r, c, o, d, stable, &target, &mut out);
-        let step_done = shown && step_complete(c, &c.steps[index], o, d, &mut out);
+        // The persisted pause belongs to this step only if the status already stood here.
+        let resumed = o.persisted.current_hash.as_deref() == Some(r.template_hash.as_str())
+            && o.persisted.current_step_index == Some(index);
+        let step_done = shown && step_complete(&c.steps[index], resumed, o, d, &mut out);
         if !step_done || d.intents.len() > before {
             if index > entry && d.intents.len() > before && raises_traffic(o, &out) {
                 // More canary traffic waits until the status names its step: the mesh would
@@ -552,10 +555,23 @@ fn canary_traffic(
 }
 
 /// Completion of the step itself once its target is shown (pauses and analysis wait here).
-fn step_complete(_c: &Canary, step: &Step, o: &Observed, d: &mut Draft, out: &mut Outcome) -> bool {
+fn step_complete(
+    step: &Step,
+    resumed: bool,
+    o: &Observed,
+    d: &mut Draft,
+    out: &mut Outcome,
+) -> bool {
+    let pause = |reason, duration| Pause {
+        reason,
+        duration,
+        resumed,
+    };
     match step {
-        Step::Pause(duration) => pause_done(o, d, out, PauseReason::CanaryPauseStep, *duration),
-        Step::Analysis => pause_done(o, d, out, PauseReason::AnalysisStep, None),
+        Step::Pause(duration) => {
+            pause_done(o, d, out, pause(PauseReason::CanaryPauseStep, *duration))
+        }
+        Step::Analysis => pause_done(o, d, out, pause(PauseReason::AnalysisStep, None)),
         Step::SetWeight(_)
         | Step::SetCanaryScale(_)
         | Step::SetHeaderRoute(_)
@@ -563,20 +579,29 @@ fn step_complete(_c: &Canary, step: &Step, o: &Observed, d: &mut Draft, out: &mu
     }
 }
 
-/// A pause step: entered once (condition with start time), ended by expiry or by the user
-/// removing the condition while `controllerPause` is set (a promote).
-fn pause_done(
-    o: &Observed,
-    d: &mut Draft,
-    out: &mut Outcome,
+/// A pausing step as `pause_done` needs it.
+struct Pause {
     reason: PauseReason,
     duration: Option<std::time::Duration>,
-) -> bool {
+    /// The persisted status already stood at this step, so its pause condition is this step's
+    /// (and not the one of a previous pause step completed in this same pass).
+    resumed: bool,
+}
+
+/// A pause step: entered once (condition with start time), ended by expiry or by the user
+/// removing the condition while `controllerPause` is set (a promote).
+fn pause_done(o: &Observed, d: &mut Draft, out: &mut Outcome, pause: Pause) -> bool {
+    let Pause {
+        reason,
+        duration,
+        resumed,
+    } = pause;
     let existing = o
         .persisted
         .pause_conditions
         .iter()
-        .find(|p| p.reason == reason);
+        .find(|p| p.reason == reason)
+        .filter(|_| resumed);
     match existing {
         None if o.persisted.controller_pause && out.controller_pause => true,
         None => {
