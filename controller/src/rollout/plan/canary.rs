@@ -69,6 +69,7 @@ fn first_deploy(r: &ValidatedRollout, c: &Canary, o: &Observed, d: &mut Draft) -
     out.controller_pause = false;
     out.abort = false;
     out.aborted_at = None;
+    out.promote_full = false;
     let ready = o
         .replica_set(hash)
         .is_some_and(|rs| rs.available >= r.replicas);
@@ -113,9 +114,11 @@ fn settle(
         set_traffic(c, o, d, &traffic);
         out.desired_traffic = c.traffic_routing.then_some(traffic);
     }
+    // Old versions waiting for their scale-down delay do not make a released version unhealthy
+    // (the promotion that just finished said Healthy; saying Progressing now would flap).
+    out.completed = d.intents.is_empty() && stable.available >= r.replicas;
     let protected = [hash.as_str()];
     cleanup::scale_down_others(r, c, o, d, &protected, c.scale_down_delay);
-    out.completed = d.intents.is_empty() && stable.available >= r.replicas;
     out.progress = if out.completed {
         progressing("NewReplicaSetAvailable", "Rollout is healthy".into())
     } else {
@@ -301,6 +304,9 @@ fn promote(
         out.promote_full = false;
         out.completed = true;
         out.progress = progressing("NewReplicaSetAvailable", "Rollout is healthy".into());
+        // The old stable version starts its scale-down delay in this same pass: a plan with no
+        // intents and no timer might be the last reconcile for a long while.
+        cleanup::scale_down_others(r, c, o, d, &[new.as_str()], c.scale_down_delay);
     } else {
         let msg = format!("promoting {new}: moving stable traffic off {}", stable.hash);
         out.progress = progressing("RolloutPromoting", msg);

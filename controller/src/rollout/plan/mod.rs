@@ -118,8 +118,13 @@ impl Draft {
         self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
     }
 
-    fn finish(self, rollout: &ValidatedRollout, observed: &Observed, outcome: Outcome) -> Plan {
+    fn finish(mut self, rollout: &ValidatedRollout, observed: &Observed, outcome: Outcome) -> Plan {
         let status = status::next_status(rollout, observed, &outcome, self.now);
+        if status.stable_hash != observed.persisted.stable_hash && self.intents.is_empty() {
+            // The old stable version is cleaned up once the status no longer names it: look
+            // again at once rather than count on the status write to trigger a reconcile.
+            self.wake(self.now);
+        }
         let transitions = status::transitions(&observed.persisted, &status, &outcome);
         let requeue_after = self.wake_at.map(|at| {
             (at - self.now)
