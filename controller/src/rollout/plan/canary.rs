@@ -16,10 +16,8 @@ use crate::rollout::model::{
 use crate::traffic::{DesiredTraffic, SubsetHashes};
 
 pub(crate) fn plan(r: &ValidatedRollout, c: &Canary, o: &Observed, d: &mut Draft) -> Outcome {
-    let stable = o
-        .persisted
-        .stable_hash
-        .as_deref()
+    let stable = stable_in_world(c, o)
+        .or(o.persisted.stable_hash.as_deref())
         .and_then(|h| o.replica_set(h));
     match stable {
         None => first_deploy(r, c, o, d),
@@ -39,6 +37,23 @@ pub(crate) fn plan(r: &ValidatedRollout, c: &Canary, o: &Observed, d: &mut Draft
             outcome
         }
     }
+}
+
+/// The version the stable Service (or subset) selects. It differs from the status only after a
+/// promotion was applied by a reconcile whose status write was lost: the world wins over the
+/// stale status, or the steps would run again against pods that already take stable traffic.
+fn stable_in_world<'a>(c: &Canary, o: &'a Observed) -> Option<&'a str> {
+    let selected = if c.stable_service.is_some() {
+        o.stable_service_hash.as_deref()
+    } else if c.subset_split {
+        o.traffic
+            .as_ref()
+            .and_then(|t| t.subsets.as_ref())
+            .map(|s| s.stable.as_str())
+    } else {
+        None
+    };
+    selected.filter(|h| o.replica_set(h).is_some())
 }
 
 /// Outcome with the persisted values carried over; callers change what moved.
@@ -299,9 +314,11 @@ fn promote(
     let traffic = stable_only(c, new);
     set_traffic(c, o, d, &traffic);
     out.desired_traffic = c.traffic_routing.then_some(traffic);
+    // From this apply on, the new pods take the stable traffic: the status must say they are
+    // stable, or a template change in between would treat them as a canary (and shrink them).
+    out.stable_hash = Some(new.clone());
+    out.promote_full = false;
     if d.intents.is_empty() {
-        out.stable_hash = Some(new.clone());
-        out.promote_full = false;
         out.completed = true;
         out.progress = progressing("NewReplicaSetAvailable", "Rollout is healthy".into());
         // The old stable version starts its scale-down delay in this same pass: a plan with no

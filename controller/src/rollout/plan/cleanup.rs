@@ -81,10 +81,14 @@ fn prune_history(
     d: &mut Draft,
     protected: &[&str],
 ) {
+    // The version the persisted status calls stable stays until a status write names another:
+    // if this reconcile's write is lost, the next one must still find it.
+    let persisted_stable = o.persisted.stable_hash.as_deref();
     let mut idle: Vec<&ReplicaSetView> = o
         .replica_sets
         .iter()
         .filter(|rs| !protected.contains(&rs.hash.as_str()))
+        .filter(|rs| persisted_stable != Some(rs.hash.as_str()))
         .filter(|rs| rs.replicas == 0 && !receives_traffic(c, o, &rs.hash))
         .collect();
     idle.sort_by_key(|rs| std::cmp::Reverse(rs.revision));
