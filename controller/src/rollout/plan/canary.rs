@@ -186,7 +186,8 @@ fn progress(
             "RolloutPaused".into(),
             "Rollout is paused by spec.paused".into(),
         );
-        hold_traffic(c, o, &mut out);
+        let index = out.current_step_index.unwrap_or(0);
+        hold_traffic(r, c, o, d, &mut out, (index, stable));
         return out;
     }
     let mut out = run_steps(r, c, o, d, stable, out);
@@ -306,7 +307,7 @@ fn promote(
     let available = o.replica_set(new).map_or(0, |rs| rs.available);
     if available < r.replicas {
         out.progress = progressing("ReplicaSetUpdated", waiting_for(o, new, r.replicas));
-        hold_traffic(c, o, &mut out);
+        hold_traffic(r, c, o, d, &mut out, (c.steps.len(), stable));
         return out;
     }
     // The new pods are fully available, so every selector may point at them at any weight.
@@ -665,17 +666,59 @@ pub(crate) fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
-/// While holding (spec.paused, waiting for the canary to scale), keep the weights as observed,
-/// capped at zero when the canary has nothing available.
-fn hold_traffic(c: &Canary, o: &Observed, out: &mut Outcome) {
-    if c.traffic_routing {
-        out.desired_traffic = o.traffic.as_ref().map(|t| DesiredTraffic {
-            canary_weight: t.canary_weight.unwrap_or(0),
-            header_routes: Vec::new(),
-            mirror_routes: Vec::new(),
-            subsets: t.subsets.clone(),
-        });
+/// While holding (spec.paused, waiting for the promotion to scale up) the traffic stays as the
+/// mesh shows it, except what the invariants forbid: canary traffic to a version that is not the
+/// current one or has no available pod (2), or a weight above the current step's (1) — and
+/// never onto a stable version with no available pod.
+fn hold_traffic(
+    r: &ValidatedRollout,
+    c: &Canary,
+    o: &Observed,
+    d: &mut Draft,
+    out: &mut Outcome,
+    (index, stable): (usize, &ReplicaSetView),
+) {
+    let Some(t) = o.traffic.as_ref().filter(|_| c.traffic_routing) else {
+        return;
+    };
+    if stable.available == 0 {
+        return;
     }
+    let new = r.template_hash.as_str();
+    let destination = if c.subset_split {
+        t.subsets.as_ref().map(|s| s.canary.as_str())
+    } else {
+        o.canary_service_hash.as_deref()
+    };
+    let serving = destination == Some(new) && o.replica_set(new).is_some_and(|rs| rs.available > 0);
+    let target = Target::at(r, c, index);
+    let held = DesiredTraffic {
+        canary_weight: t
+            .canary_weight
+            .unwrap_or(0)
+            .min(if serving { target.weight } else { 0 }),
+        header_routes: if serving {
+            target.header_routes
+        } else {
+            Vec::new()
+        },
+        mirror_routes: if serving {
+            target.mirror_routes
+        } else {
+            Vec::new()
+        },
+        // The stable subset selects the stable pods (which serve) before any weight moves.
+        subsets: t.subsets.clone().map(|s| SubsetHashes {
+            stable: stable.hash.clone(),
+            ..s
+        }),
+    };
+    let too_high = t.canary_weight.is_none_or(|w| w > held.canary_weight);
+    let moved = held.subsets.is_some() && held.subsets != t.subsets;
+    if too_high || moved || (!serving && !t.managed_routes.is_empty()) {
+        d.push(Intent::SetTraffic(held.clone()));
+    }
+    out.desired_traffic = Some(held);
 }
 
 fn stable_only(c: &Canary, hash: &str) -> DesiredTraffic {
