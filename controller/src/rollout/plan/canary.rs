@@ -491,13 +491,9 @@ fn reach_target(
     if !shrinking || shown {
         ensure_scale(r, o, d, new, t.canary_replicas);
     }
-    // Moving the canary Service onto the new pods is safe when they serve, or when the weight
-    // read back is 0 (a superseded canary must first lose its traffic).
-    if let Some(service) = c
-        .canary_service
-        .as_ref()
-        .filter(|_| available > 0 || traffic_is_zero(o))
-    {
+    // The canary Service moves onto the new pods only once the read-back shows it carries no
+    // traffic: a superseded canary first loses its weight, whether or not the new pods serve.
+    if let Some(service) = c.canary_service.as_ref().filter(|_| traffic_is_zero(o)) {
         point_service(o.canary_service_hash.as_deref(), d, service, new);
     }
     set_traffic(c, o, d, &traffic);
@@ -537,12 +533,16 @@ fn canary_traffic(
         .as_ref()
         .and_then(|tr| tr.canary_weight)
         .unwrap_or(0);
-    let subsets_safe = available > 0 || traffic_is_zero(o);
+    let current = current_subsets(o);
+    // Like the canary Service, the canary subset moves only while it carries no traffic.
+    let subsets_safe = traffic_is_zero(o) || current.as_ref().is_some_and(|s| s.canary == new);
     let subsets = if c.subset_split {
         let canary = if subsets_safe {
             new.to_owned()
         } else {
-            current_subsets(o).map_or_else(|| stable.hash.clone(), |s| s.canary)
+            current
+                .as_ref()
+                .map_or_else(|| stable.hash.clone(), |s| s.canary.clone())
         };
         Some(SubsetHashes {
             stable: stable.hash.clone(),
@@ -740,10 +740,11 @@ fn set_traffic(c: &Canary, o: &Observed, d: &mut Draft, desired: &DesiredTraffic
     }
 }
 
+/// True when the read-back shows no canary traffic; an unknown read-back is not zero.
 fn traffic_is_zero(o: &Observed) -> bool {
     o.traffic
         .as_ref()
-        .is_none_or(|t| t.canary_weight == Some(0) && t.managed_routes.is_empty())
+        .is_some_and(|t| t.canary_weight == Some(0) && t.managed_routes.is_empty())
 }
 
 fn current_subsets(o: &Observed) -> Option<SubsetHashes> {
