@@ -561,6 +561,13 @@ fn canary_traffic(
     } else {
         observed.min(t.weight)
     };
+    // Lowering the weight moves traffic to stable: not while stable has no pod to take it
+    // (whichever version the canary destination selects keeps it meanwhile).
+    let weight = if stable.available == 0 {
+        weight.max(observed)
+    } else {
+        weight
+    };
     let routes_ok = serving;
     DesiredTraffic {
         canary_weight: weight,
