@@ -179,6 +179,11 @@ fn progress(
         // Without a mesh the stable size is the other half of the weight: the steps set it.
         ensure_scale(r, o, d, &stable.hash, r.replicas);
     }
+    if let Some(service) = c.stable_service.as_ref().filter(|_| stable.available > 0) {
+        // The stable Service must select the stable pods before any weight moves back to it
+        // (a selector reverted by someone else is put back; serving pods take traffic safely).
+        point_service(o.stable_service_hash.as_deref(), d, service, &stable.hash);
+    }
     let protected = [stable.hash.as_str(), r.template_hash.as_str()];
     cleanup::scale_down_others(r, c, o, d, &protected, std::time::Duration::ZERO);
     if r.paused {
@@ -361,10 +366,11 @@ fn abort(
         ..DesiredTraffic::all_stable()
     };
     if stable.available > 0 {
-        set_traffic(c, o, d, &traffic);
+        // The stable Service selects the stable pods before the weight moves back to it.
         if let Some(service) = &c.stable_service {
             point_service(o.stable_service_hash.as_deref(), d, service, &stable.hash);
         }
+        set_traffic(c, o, d, &traffic);
     }
     out.desired_traffic = c.traffic_routing.then_some(traffic);
     if d.intents.is_empty() {
