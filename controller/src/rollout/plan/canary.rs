@@ -186,6 +186,17 @@ fn progress(
     }
     let protected = [stable.hash.as_str(), r.template_hash.as_str()];
     cleanup::scale_down_others(r, c, o, d, &protected, std::time::Duration::ZERO);
+    // A retried canary drops the scale-down deadline of its abort at once, whether or not a
+    // step scales it now (held, or shrinking only later): a later abort waits its full delay.
+    if let Some(rs) = o
+        .replica_set(&r.template_hash)
+        .filter(|rs| rs.scale_down_at.is_some())
+    {
+        d.push(Intent::SetScaleDownDeadline {
+            name: rs.name.clone(),
+            at: None,
+        });
+    }
     if r.paused {
         out.progress = (
             "RolloutPaused".into(),

@@ -109,8 +109,11 @@ impl Draft {
         }
     }
 
+    /// Adds an intent; one already planned is not repeated (writes are idempotent).
     pub fn push(&mut self, intent: Intent) {
-        self.intents.push(intent);
+        if !self.intents.contains(&intent) {
+            self.intents.push(intent);
+        }
     }
 
     /// Asks for a new look at `at` (the earliest request wins; past times mean "now").
