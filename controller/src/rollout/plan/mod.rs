@@ -128,7 +128,7 @@ impl Draft {
             // again at once rather than count on the status write to trigger a reconcile.
             self.wake(self.now);
         }
-        let transitions = status::transitions(&observed.persisted, &status, &outcome);
+        let transitions = status::transitions(rollout, &observed.persisted, &status, &outcome);
         let requeue_after = self.wake_at.map(|at| {
             (at - self.now)
                 .to_std()

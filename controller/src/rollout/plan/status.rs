@@ -242,7 +242,12 @@ pub(crate) fn condition(
 }
 
 /// What happened between the persisted status and the next one.
-pub(crate) fn transitions(prev: &Persisted, next: &NextStatus, out: &Outcome) -> Vec<Transition> {
+pub(crate) fn transitions(
+    r: &ValidatedRollout,
+    prev: &Persisted,
+    next: &NextStatus,
+    out: &Outcome,
+) -> Vec<Transition> {
     let mut t = Vec::new();
     let same_revision = prev.current_hash.as_deref() == Some(next.current_hash.as_str());
     if !same_revision && prev.current_hash.is_some() {
@@ -250,7 +255,8 @@ pub(crate) fn transitions(prev: &Persisted, next: &NextStatus, out: &Outcome) ->
             hash: next.current_hash.clone(),
         });
     }
-    step_transitions(prev, next, same_revision, &mut t);
+    let Strategy::Canary(c) = &r.strategy;
+    step_transitions(prev, next, same_revision, c.steps.len(), &mut t);
     if let Some(w) = next.weights.as_ref().filter(|w| w.verified)
         && prev.verified_weight != Some(w.canary)
         && prev.current_hash.is_some()
@@ -268,19 +274,20 @@ pub(crate) fn transitions(prev: &Persisted, next: &NextStatus, out: &Outcome) ->
     t
 }
 
+/// Steps passed in this reconcile, counted against all the steps; none for the steps that
+/// `promote --full` skipped.
 fn step_transitions(
     prev: &Persisted,
     next: &NextStatus,
     same_revision: bool,
+    total: usize,
     t: &mut Vec<Transition>,
 ) {
     let (Some(from), Some(to)) = (prev.current_step_index, next.current_step_index) else {
         return;
     };
-    let promoted_now = next.stable_hash != prev.stable_hash;
-    if same_revision && to > from && !next.abort && !(promoted_now && prev.promote_full) {
-        let total = to.max(from);
-        for index in from..to {
+    if same_revision && to > from && !next.abort && !prev.promote_full {
+        for index in from..to.min(total) {
             t.push(Transition::StepCompleted { index, total });
         }
     }
@@ -297,6 +304,10 @@ fn pause_transitions(prev: &Persisted, next: &NextStatus, t: &mut Vec<Transition
             });
         }
         (Some(_), None) if !next.abort => t.push(Transition::RolloutResumed),
+        // A promote removes the condition itself; `controllerPause` still tells it was paused.
+        (None, None) if prev.controller_pause && !next.controller_pause && !next.abort => {
+            t.push(Transition::RolloutResumed);
+        }
         _ => {}
     }
 }
@@ -317,12 +328,15 @@ fn abort_transitions(
             message: out.progress.1.clone(),
         });
     }
-    if next.abort && !prev.abort {
+    // The user's abort and retry write `status.abort` themselves: `abortedAt` (set by Sluice
+    // when it acts on an abort) tells a new abort from one already handled, and a retry from
+    // nothing.
+    if next.abort && (!prev.abort || prev.aborted_at.is_none()) {
         t.push(Transition::RolloutAborted {
             message: next.message.clone(),
         });
     }
-    if prev.abort && !next.abort && same_revision {
+    if !prev.abort && prev.aborted_at.is_some() && !next.abort && same_revision {
         t.push(Transition::RolloutRetried);
     }
 }
