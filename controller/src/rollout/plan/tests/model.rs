@@ -345,7 +345,6 @@ impl Model {
             canary_service_hash: self.canary_service.clone(),
             stable_service_hash: self.stable_service.clone(),
             persisted: self.persisted.clone(),
-            analysis_runs: Vec::new(),
         }
     }
 
