@@ -16,6 +16,8 @@ use crate::metrics::Metrics;
 pub struct Context {
     pub client: kube::Client,
     pub replica_sets: Store<ReplicaSet>,
+    /// AnalysisRuns, as dynamic objects (only their owner, phase and message are read).
+    pub analysis_runs: Store<kube::api::DynamicObject>,
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub backoff: Backoff,

@@ -94,9 +94,11 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         tracing::info!("acquired the leader Lease");
     }
     let (rs_store, rs_stream) = replica_set_cache(&client, config.namespace.as_deref());
+    let (run_store, run_stream) = analysis_run_cache(&client, config.namespace.as_deref());
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: rs_store,
+        analysis_runs: run_store,
         recorder: recorder(client.clone()),
         metrics,
         backoff: Backoff::default(),
@@ -109,6 +111,7 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
     );
     let controller = Controller::for_stream_with(rollout_stream, rollout_store, resource)
         .owns_stream(rs_stream)
+        .owns_stream_with(run_stream, analysis_run_resource())
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
@@ -163,5 +166,49 @@ fn strip_replica_set(rs: &mut ReplicaSet) {
     rs.metadata.managed_fields = None;
     if let Some(spec) = rs.spec.as_mut() {
         spec.template = None;
+    }
+}
+
+fn analysis_run_resource() -> kube::core::ApiResource {
+    let gvk =
+        kube::core::GroupVersionKind::gvk(sluice_crds::GROUP, sluice_crds::VERSION, "AnalysisRun");
+    kube::core::ApiResource::from_gvk_with_plural(&gvk, "analysisruns")
+}
+
+/// The AnalysisRuns of Rollouts (by label), as dynamic objects with measurements stripped:
+/// the Rollout controller reads only owner, phase and message, and a phase change triggers
+/// the owner's reconcile.
+fn analysis_run_cache(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> (
+    Store<DynamicObject>,
+    impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static,
+) {
+    let resource = analysis_run_resource();
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let writer = reflector::store::Writer::new(resource);
+    let store = writer.as_reader();
+    let config = watcher::Config::default()
+        .labels(crate::rollout::analysis::ROLLOUT_LABEL)
+        .any_semantic();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(strip_run)
+        .reflect(writer)
+        .applied_objects();
+    (store, stream)
+}
+
+fn strip_run(run: &mut DynamicObject) {
+    run.metadata.managed_fields = None;
+    if let Some(status) = run.data.get_mut("status").and_then(|s| s.as_object_mut()) {
+        status.retain(|k, _| k == "phase" || k == "message");
+    }
+    if let Some(spec) = run.data.get_mut("spec").and_then(|s| s.as_object_mut()) {
+        spec.clear();
     }
 }

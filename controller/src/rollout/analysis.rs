@@ -13,14 +13,15 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, PostParams};
 use kube::ResourceExt;
+use kube::api::{Api, PostParams};
 use sluice_crds::{
     AnalysisRun, AnalysisRunArgument, AnalysisRunSpec, AnalysisTemplate, AnalysisTemplateSpec,
     Argument, ClusterAnalysisTemplate, PodTemplateHashValue, Rollout, RolloutAnalysis, ValueFrom,
 };
 
 use super::apply::FIELD_MANAGER;
+use super::plan::RunKind;
 use crate::replicaset::{HASH_LABEL, Owner};
 
 /// Label naming the Rollout an AnalysisRun belongs to.
@@ -37,19 +38,10 @@ pub enum AnalysisError {
     Api { name: String, source: kube::Error },
 }
 
-/// What a run is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunKind {
-    Step(usize),
-    Background,
-}
-
-impl RunKind {
-    fn label(self) -> String {
-        match self {
-            RunKind::Step(i) => format!("step-{i}"),
-            RunKind::Background => "background".into(),
-        }
+fn kind_label(kind: RunKind) -> String {
+    match kind {
+        RunKind::Step(i) => format!("step-{i}"),
+        RunKind::Background => "background".into(),
     }
 }
 
@@ -69,19 +61,29 @@ pub async fn create_run(client: &kube::Client, req: &RunRequest<'_>) -> Result<(
     let ns = &req.owner.namespace;
     let templates = fetch_templates(client, ns, req.analysis).await?;
     let spec = merge(&templates, req)?;
-    let run = AnalysisRun { metadata: metadata(req), spec, status: None };
+    let run = AnalysisRun {
+        metadata: metadata(req),
+        spec,
+        status: None,
+    };
     let api: Api<AnalysisRun> = Api::namespaced(client.clone(), ns);
-    let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
     match api.create(&pp, &run).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 422 => Err(AnalysisError::Invalid(format!(
             "AnalysisRun {} for {} was rejected: {}",
             req.name,
-            req.kind.label(),
+            kind_label(req.kind),
             e.message
         ))),
-        Err(source) => Err(AnalysisError::Api { name: req.name.to_owned(), source }),
+        Err(source) => Err(AnalysisError::Api {
+            name: req.name.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -89,7 +91,7 @@ fn metadata(req: &RunRequest<'_>) -> ObjectMeta {
     let labels = BTreeMap::from([
         (HASH_LABEL.to_owned(), req.latest_hash.to_owned()),
         (ROLLOUT_LABEL.to_owned(), req.owner.name.clone()),
-        (KIND_LABEL.to_owned(), req.kind.label()),
+        (KIND_LABEL.to_owned(), kind_label(req.kind)),
     ]);
     ObjectMeta {
         name: Some(req.name.to_owned()),
@@ -116,25 +118,44 @@ async fn fetch_templates(
     for t in &analysis.templates {
         let found = if t.cluster_scope {
             let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
-            api.get_opt(&t.template_name).await.map(|o| o.map(|t| t.spec))
+            api.get_opt(&t.template_name)
+                .await
+                .map(|o| o.map(|t| t.spec))
         } else {
             let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), ns);
-            api.get_opt(&t.template_name).await.map(|o| o.map(|t| t.spec))
+            api.get_opt(&t.template_name)
+                .await
+                .map(|o| o.map(|t| t.spec))
         };
-        let kind = if t.cluster_scope { "ClusterAnalysisTemplate" } else { "AnalysisTemplate" };
+        let kind = if t.cluster_scope {
+            "ClusterAnalysisTemplate"
+        } else {
+            "AnalysisTemplate"
+        };
         match found {
             Ok(Some(spec)) => specs.push((t.template_name.clone(), spec)),
             Ok(None) => {
-                return Err(AnalysisError::Invalid(format!("{kind} {:?} does not exist", t.template_name)));
+                return Err(AnalysisError::Invalid(format!(
+                    "{kind} {:?} does not exist",
+                    t.template_name
+                )));
             }
-            Err(source) => return Err(AnalysisError::Api { name: t.template_name.clone(), source }),
+            Err(source) => {
+                return Err(AnalysisError::Api {
+                    name: t.template_name.clone(),
+                    source,
+                });
+            }
         }
     }
     Ok(specs)
 }
 
 /// Concatenates the templates and fills their arguments from the Rollout.
-fn merge(templates: &[(String, AnalysisTemplateSpec)], req: &RunRequest<'_>) -> Result<AnalysisRunSpec, AnalysisError> {
+fn merge(
+    templates: &[(String, AnalysisTemplateSpec)],
+    req: &RunRequest<'_>,
+) -> Result<AnalysisRunSpec, AnalysisError> {
     let mut spec = AnalysisRunSpec {
         metrics: Vec::new(),
         args: Vec::new(),
@@ -147,7 +168,10 @@ fn merge(templates: &[(String, AnalysisTemplateSpec)], req: &RunRequest<'_>) -> 
     for (name, t) in templates {
         for m in &t.metrics {
             if spec.metrics.iter().any(|x| x.name == m.name) {
-                problems.push(format!("metric {:?} of template {name:?} is defined by another template too", m.name));
+                problems.push(format!(
+                    "metric {:?} of template {name:?} is defined by another template too",
+                    m.name
+                ));
             } else {
                 spec.metrics.push(m.clone());
             }
@@ -158,10 +182,12 @@ fn merge(templates: &[(String, AnalysisTemplateSpec)], req: &RunRequest<'_>) -> 
             }
         }
         spec.dry_run.extend(t.dry_run.iter().cloned());
-        spec.measurement_retention.extend(t.measurement_retention.iter().cloned());
+        spec.measurement_retention
+            .extend(t.measurement_retention.iter().cloned());
     }
     spec.dry_run.extend(req.analysis.dry_run.iter().cloned());
-    spec.measurement_retention.extend(req.analysis.measurement_retention.iter().cloned());
+    spec.measurement_retention
+        .extend(req.analysis.measurement_retention.iter().cloned());
     for arg in template_args {
         match resolve_arg(&arg, req) {
             Ok(a) => spec.args.push(a),
@@ -171,7 +197,11 @@ fn merge(templates: &[(String, AnalysisTemplateSpec)], req: &RunRequest<'_>) -> 
     if problems.is_empty() {
         Ok(spec)
     } else {
-        Err(AnalysisError::Invalid(format!("analysis for {}: {}", req.kind.label(), problems.join("; "))))
+        Err(AnalysisError::Invalid(format!(
+            "analysis for {}: {}",
+            kind_label(req.kind),
+            problems.join("; ")
+        )))
     }
 }
 
@@ -183,24 +213,48 @@ fn resolve_arg(arg: &Argument, req: &RunRequest<'_>) -> Result<Argument, String>
         None => (arg.value.clone(), arg.value_from.clone()),
     };
     let resolved = match (value, value_from) {
-        (Some(v), _) => Argument { name: arg.name.clone(), value: Some(v), value_from: None },
-        (None, Some(ValueFrom::SecretKeyRef(r))) => {
-            Argument { name: arg.name.clone(), value: None, value_from: Some(ValueFrom::SecretKeyRef(r)) }
-        }
+        (Some(v), _) => Argument {
+            name: arg.name.clone(),
+            value: Some(v),
+            value_from: None,
+        },
+        (None, Some(ValueFrom::SecretKeyRef(r))) => Argument {
+            name: arg.name.clone(),
+            value: None,
+            value_from: Some(ValueFrom::SecretKeyRef(r)),
+        },
         (None, Some(ValueFrom::FieldRef(f))) => {
-            let v = field_value(req.rollout, &f.field_path)
-                .ok_or_else(|| format!("argument {:?}: field {:?} not found on the Rollout", arg.name, f.field_path))?;
-            Argument { name: arg.name.clone(), value: Some(v), value_from: None }
+            let v = field_value(req.rollout, &f.field_path).ok_or_else(|| {
+                format!(
+                    "argument {:?}: field {:?} not found on the Rollout",
+                    arg.name, f.field_path
+                )
+            })?;
+            Argument {
+                name: arg.name.clone(),
+                value: Some(v),
+                value_from: None,
+            }
         }
         (None, Some(ValueFrom::PodTemplateHashValue(which))) => {
             let hash = match which {
                 PodTemplateHashValue::Latest => Some(req.latest_hash),
                 PodTemplateHashValue::Stable => req.stable_hash,
             };
-            let v = hash.ok_or_else(|| format!("argument {:?}: no stable version yet", arg.name))?;
-            Argument { name: arg.name.clone(), value: Some(v.to_owned()), value_from: None }
+            let v =
+                hash.ok_or_else(|| format!("argument {:?}: no stable version yet", arg.name))?;
+            Argument {
+                name: arg.name.clone(),
+                value: Some(v.to_owned()),
+                value_from: None,
+            }
         }
-        (None, None) => return Err(format!("argument {:?} has no value: set it in the Rollout's analysis args", arg.name)),
+        (None, None) => {
+            return Err(format!(
+                "argument {:?} has no value: set it in the Rollout's analysis args",
+                arg.name
+            ));
+        }
     };
     Ok(resolved)
 }
@@ -256,8 +310,14 @@ mod tests {
                      "strategy": {"canary": {}}}
         }))
         .expect("rollout");
-        assert_eq!(field_value(&rollout, "metadata.name").as_deref(), Some("web"));
-        assert_eq!(field_value(&rollout, "metadata.labels['app.kubernetes.io/name']").as_deref(), Some("shop"));
+        assert_eq!(
+            field_value(&rollout, "metadata.name").as_deref(),
+            Some("web")
+        );
+        assert_eq!(
+            field_value(&rollout, "metadata.labels['app.kubernetes.io/name']").as_deref(),
+            Some("shop")
+        );
         assert_eq!(field_value(&rollout, "spec.replicas").as_deref(), Some("3"));
         assert_eq!(field_value(&rollout, "metadata.labels['missing']"), None);
         assert_eq!(field_value(&rollout, "metadata.labels['unterminated"), None);

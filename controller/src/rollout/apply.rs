@@ -12,7 +12,8 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use super::plan::Intent;
+use super::analysis::{AnalysisError, RunRequest};
+use super::plan::{Intent, RunKind};
 use crate::replicaset::{self, HASH_LABEL, Owner, REVISION_ANNOTATION, SCALE_DOWN_ANNOTATION};
 use crate::traffic::{TrafficError, TrafficRouter};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -24,6 +25,10 @@ pub const FIELD_MANAGER: &str = "sluice";
 /// What the apply stage writes against: the Rollout's identity and its pod template.
 pub struct Target<'a> {
     pub client: kube::Client,
+    /// The Rollout as read (analysis templates and args are taken from its spec).
+    pub rollout: &'a sluice_crds::Rollout,
+    /// The stable hash the plan decided on (for `podTemplateHashValue: Stable`).
+    pub stable_hash: Option<&'a str>,
     pub owner: &'a Owner,
     pub selector: &'a LabelSelector,
     pub template: &'a PodTemplateSpec,
@@ -39,6 +44,8 @@ pub enum ApplyError {
     Traffic(#[from] TrafficError),
     #[error("the plan moves traffic but the Rollout has no traffic router")]
     NoRouter,
+    #[error(transparent)]
+    Analysis(#[from] AnalysisError),
 }
 
 impl ApplyError {
@@ -47,6 +54,8 @@ impl ApplyError {
             ApplyError::Kube { .. } => "ApiError",
             ApplyError::Traffic(e) => e.category(),
             ApplyError::NoRouter => "NoRouter",
+            ApplyError::Analysis(AnalysisError::Invalid(_)) => "InvalidReference",
+            ApplyError::Analysis(AnalysisError::Api { .. }) => "ApiError",
         }
     }
 }
@@ -113,6 +122,16 @@ async fn run<R: TrafficRouter>(
             let router = router.ok_or(ApplyError::NoRouter)?;
             router.apply(desired).await.map_err(ApplyError::from)
         }
+        Intent::CreateAnalysisRun { name, kind } => create_analysis_run(t, name, *kind).await,
+        Intent::TerminateAnalysisRun { name } => {
+            let runs: Api<sluice_crds::AnalysisRun> = Api::namespaced(t.client.clone(), ns);
+            let patch = json!({"spec": {"terminate": true}});
+            match runs.patch(name, &pp, &Patch::Merge(&patch)).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                Err(e) => Err(kube(format!("terminating AnalysisRun {name}"))(e)),
+            }
+        }
         Intent::DeleteReplicaSet { name } => {
             let res = replica_sets.delete(name, &DeleteParams::background()).await;
             match res {
@@ -152,5 +171,40 @@ async fn create_replica_set(
             action: format!("creating ReplicaSet for {hash}"),
             source,
         }),
+    }
+}
+
+async fn create_analysis_run(t: &Target<'_>, name: &str, kind: RunKind) -> Result<(), ApplyError> {
+    let analysis = analysis_spec(t.rollout, kind).ok_or_else(|| {
+        AnalysisError::Invalid(format!("the Rollout has no analysis for {kind:?}"))
+    })?;
+    let request = RunRequest {
+        name,
+        kind,
+        analysis,
+        rollout: t.rollout,
+        owner: t.owner,
+        stable_hash: t.stable_hash,
+        latest_hash: &crate::replicaset::template_hash(t.template),
+    };
+    super::analysis::create_run(&t.client, &request)
+        .await
+        .map_err(ApplyError::from)
+}
+
+/// The analysis a run of `kind` is made from, in the Rollout's spec.
+fn analysis_spec(
+    rollout: &sluice_crds::Rollout,
+    kind: RunKind,
+) -> Option<&sluice_crds::RolloutAnalysis> {
+    let sluice_crds::Strategy::Canary(canary) = &rollout.spec.strategy else {
+        return None;
+    };
+    match kind {
+        RunKind::Step(i) => match canary.steps.get(i)? {
+            sluice_crds::CanaryStep::Analysis(a) => Some(a),
+            _ => None,
+        },
+        RunKind::Background => canary.analysis.as_ref().map(|b| &b.analysis),
     }
 }

@@ -13,6 +13,8 @@ use crate::traffic::{HeaderRoute, MirrorRoute, ObservedTraffic};
 /// A Rollout whose spec has been checked and turned into the shapes the planner works with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ValidatedRollout {
+    /// The Rollout's name (AnalysisRun names start with it).
+    pub name: String,
     pub replicas: i32,
     /// Hash of the current pod template (the `rollouts-pod-template-hash` label value).
     pub template_hash: String,
@@ -46,6 +48,8 @@ pub struct Canary {
     pub stable_service: Option<String>,
     pub scale_down_delay: Duration,
     pub abort_scale_down_delay: Duration,
+    /// Background analysis, started at this step index (`analysis.startingStep`, default 0).
+    pub background_analysis: Option<usize>,
 }
 
 /// One canary step (Argo Rollouts' step kinds).
@@ -54,8 +58,9 @@ pub enum Step {
     SetWeight(u8),
     /// `None` waits for a promote.
     Pause(Option<Duration>),
-    /// Waits for a step analysis run. Until analysis is wired in, this pauses like `pause: {}`
-    /// with reason `AnalysisStep`, so a manual promote continues.
+    /// Runs an AnalysisRun (templates and args are read from the spec when it is created) and
+    /// waits for it: Successful continues, Failed or Error aborts, Inconclusive pauses until a
+    /// promote.
     Analysis,
     SetCanaryScale(CanaryScale),
     /// A route with no matches removes the route.
@@ -162,6 +167,48 @@ pub struct Persisted {
     pub observed_generation: Option<i64>,
     /// The canary weight last recorded as verified, to tell when it moved.
     pub verified_weight: Option<u8>,
+    /// The AnalysisRun gating the current step, as recorded in status.
+    pub step_run: Option<RunStatus>,
+    /// The background AnalysisRun of the current release, as recorded in status.
+    pub background_run: Option<RunStatus>,
+}
+
+/// Phase of an AnalysisRun (Argo's values).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RunPhase {
+    #[default]
+    Pending,
+    Running,
+    Successful,
+    Failed,
+    Error,
+    Inconclusive,
+}
+
+impl RunPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunPhase::Pending => "Pending",
+            RunPhase::Running => "Running",
+            RunPhase::Successful => "Successful",
+            RunPhase::Failed => "Failed",
+            RunPhase::Error => "Error",
+            RunPhase::Inconclusive => "Inconclusive",
+        }
+    }
+
+    pub fn is_completed(self) -> bool {
+        !matches!(self, RunPhase::Pending | RunPhase::Running)
+    }
+}
+
+/// An AnalysisRun as the planner sees it (status record or observed object).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunStatus {
+    pub name: String,
+    pub phase: RunPhase,
+    /// Why, with the metric, its value and the condition (from the run's status).
+    pub message: String,
 }
 
 /// Everything the planner needs to know about the cluster.
@@ -174,9 +221,15 @@ pub struct Observed {
     pub canary_service_hash: Option<String>,
     pub stable_service_hash: Option<String>,
     pub persisted: Persisted,
+    /// AnalysisRuns owned by the Rollout, from the cache.
+    pub analysis_runs: Vec<RunStatus>,
 }
 
 impl Observed {
+    pub fn analysis_run(&self, name: &str) -> Option<&RunStatus> {
+        self.analysis_runs.iter().find(|r| r.name == name)
+    }
+
     pub fn replica_set(&self, hash: &str) -> Option<&ReplicaSetView> {
         self.replica_sets.iter().find(|rs| rs.hash == hash)
     }

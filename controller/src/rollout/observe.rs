@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use kube::runtime::reflector::Store;
 
-use super::model::{Observed, Persisted, ReplicaSetView};
+use super::model::{Observed, Persisted, ReplicaSetView, RunPhase, RunStatus};
 use crate::replicaset::{self, HASH_LABEL};
 use crate::traffic::{TrafficError, TrafficRouter};
 
@@ -74,6 +74,7 @@ pub async fn observe<R: TrafficRouter>(
     services: ServiceNames<'_>,
     router: Option<&R>,
     persisted: Persisted,
+    analysis_runs: Vec<RunStatus>,
 ) -> Result<Observed, ObserveError> {
     let api: Api<Service> = Api::namespaced(client.clone(), namespace);
     let canary_service_hash = selector_hash(&api, services.canary).await?;
@@ -88,6 +89,7 @@ pub async fn observe<R: TrafficRouter>(
         canary_service_hash,
         stable_service_hash,
         persisted,
+        analysis_runs,
     })
 }
 
@@ -108,4 +110,52 @@ async fn selector_hash(
         .spec
         .and_then(|s| s.selector)
         .and_then(|mut s| s.remove(HASH_LABEL)))
+}
+
+/// AnalysisRuns controlled by the Rollout with `uid`, from the cache (read as dynamic objects so
+/// one undecodable run cannot hide the others).
+pub fn owned_analysis_runs(
+    store: &Store<kube::api::DynamicObject>,
+    namespace: &str,
+    uid: &str,
+) -> Vec<RunStatus> {
+    store
+        .state()
+        .iter()
+        .filter(|o| o.metadata.namespace.as_deref() == Some(namespace))
+        .filter(|o| {
+            o.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|r| r.uid == uid && r.controller == Some(true))
+        })
+        .filter_map(|o| {
+            let status = o.data.get("status");
+            let text = |field: &str| {
+                status
+                    .and_then(|s| s.get(field))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            Some(RunStatus {
+                name: o.metadata.name.clone()?,
+                phase: run_phase(&text("phase")),
+                message: text("message"),
+            })
+        })
+        .collect()
+}
+
+/// A run phase by its API name; anything unknown counts as still running.
+pub fn run_phase(phase: &str) -> RunPhase {
+    match phase {
+        "Successful" => RunPhase::Successful,
+        "Failed" => RunPhase::Failed,
+        "Error" => RunPhase::Error,
+        "Inconclusive" => RunPhase::Inconclusive,
+        "Running" => RunPhase::Running,
+        _ => RunPhase::Pending,
+    }
 }

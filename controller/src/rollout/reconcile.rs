@@ -129,9 +129,9 @@ async fn pipeline(
     }
     let observed = observe_rollout(ctx, rollout, v, router).await?;
     let plan = plan(&v.model, &observed, now);
-    let target = apply_target(ctx, v);
+    let target = apply_target(ctx, rollout, v, &plan);
     apply::apply(&target, router, &plan.intents).await?;
-    let next = status::render(&plan.status, v, rollout.status.as_ref());
+    let next = status::render(&plan.status, v);
     status::write(api, rollout, next)
         .await
         .map_err(Error::Status)?;
@@ -161,12 +161,29 @@ async fn observe_rollout(
         }),
     };
     let persisted = status::persisted(rollout.status.as_ref());
-    observe::observe(&ctx.client, ns, replica_sets, services, router, persisted).await
+    let runs = observe::owned_analysis_runs(&ctx.analysis_runs, ns, &v.owner.uid);
+    observe::observe(
+        &ctx.client,
+        ns,
+        replica_sets,
+        services,
+        router,
+        persisted,
+        runs,
+    )
+    .await
 }
 
-fn apply_target<'a>(ctx: &Context, v: &'a Validated) -> apply::Target<'a> {
+fn apply_target<'a>(
+    ctx: &Context,
+    rollout: &'a Rollout,
+    v: &'a Validated,
+    plan: &'a Plan,
+) -> apply::Target<'a> {
     apply::Target {
         client: ctx.client.clone(),
+        rollout,
+        stable_hash: plan.status.stable_hash.as_deref(),
         owner: &v.owner,
         selector: &v.selector,
         template: &v.template,

@@ -16,7 +16,9 @@ use sluice_crds as api;
 use sluice_crds::{Rollout, RolloutStatus};
 
 use super::apply::FIELD_MANAGER;
-use super::model::{Condition, ConditionKind, PauseCondition, PauseReason, Persisted};
+use super::model::{
+    Condition, ConditionKind, PauseCondition, PauseReason, Persisted, RunPhase, RunStatus,
+};
 use super::plan::{NextStatus, Phase};
 use super::validate::Validated;
 use crate::time::{from_api, to_api};
@@ -44,12 +46,52 @@ pub fn persisted(status: Option<&RolloutStatus>) -> Persisted {
             .and_then(|c| c.weights.as_ref())
             .filter(|w| w.verified == Some(true))
             .and_then(|w| u8::try_from(i32::from(w.canary.weight)).ok()),
+        step_run: s
+            .canary
+            .as_ref()
+            .and_then(|c| c.current_step_analysis_run_status.as_ref())
+            .map(run_from_api),
+        background_run: s
+            .canary
+            .as_ref()
+            .and_then(|c| c.current_background_analysis_run_status.as_ref())
+            .map(run_from_api),
     }
 }
 
-/// The API status for `next`, keeping what other stages own (analysis run statuses).
-pub fn render(next: &NextStatus, v: &Validated, previous: Option<&RolloutStatus>) -> RolloutStatus {
-    let previous_canary = previous.and_then(|p| p.canary.clone()).unwrap_or_default();
+fn run_from_api(r: &api::RolloutAnalysisRunStatus) -> RunStatus {
+    RunStatus {
+        name: r.name.clone(),
+        phase: match r.status {
+            api::AnalysisPhase::Pending => RunPhase::Pending,
+            api::AnalysisPhase::Running => RunPhase::Running,
+            api::AnalysisPhase::Successful => RunPhase::Successful,
+            api::AnalysisPhase::Failed => RunPhase::Failed,
+            api::AnalysisPhase::Error => RunPhase::Error,
+            api::AnalysisPhase::Inconclusive => RunPhase::Inconclusive,
+        },
+        message: r.message.clone().unwrap_or_default(),
+    }
+}
+
+fn run_to_api(r: &RunStatus) -> api::RolloutAnalysisRunStatus {
+    let status = match r.phase {
+        RunPhase::Pending => api::AnalysisPhase::Pending,
+        RunPhase::Running => api::AnalysisPhase::Running,
+        RunPhase::Successful => api::AnalysisPhase::Successful,
+        RunPhase::Failed => api::AnalysisPhase::Failed,
+        RunPhase::Error => api::AnalysisPhase::Error,
+        RunPhase::Inconclusive => api::AnalysisPhase::Inconclusive,
+    };
+    api::RolloutAnalysisRunStatus {
+        name: r.name.clone(),
+        status,
+        message: Some(r.message.clone()).filter(|m| !m.is_empty()),
+    }
+}
+
+/// The API status for `next`.
+pub fn render(next: &NextStatus, v: &Validated) -> RolloutStatus {
     RolloutStatus {
         phase: Some(phase(next.phase)),
         message: Some(next.message.clone()).filter(|m| !m.is_empty()),
@@ -65,7 +107,8 @@ pub fn render(next: &NextStatus, v: &Validated, previous: Option<&RolloutStatus>
         collision_count: None,
         canary: Some(api::CanaryStatus {
             weights: next.weights.as_ref().map(|w| weights(w, v)),
-            ..previous_canary
+            current_step_analysis_run_status: next.step_run.as_ref().map(run_to_api),
+            current_background_analysis_run_status: next.background_run.as_ref().map(run_to_api),
         }),
         blue_green: None,
         abort: next.abort,

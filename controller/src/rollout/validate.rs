@@ -70,6 +70,7 @@ pub fn validate(rollout: &Rollout) -> Result<Validated, InvalidSpec> {
     let (canary_service, stable_service) = services(&spec.strategy);
     Ok(Validated {
         model: ValidatedRollout {
+            name: rollout.name_any(),
             replicas: spec.replicas.map_or(1, i32::from),
             template_hash: template_hash(&spec.template),
             min_ready_seconds: spec.min_ready_seconds.map_or(0, i32::from),
@@ -130,7 +131,12 @@ fn canary(c: &CanaryStrategy, problems: &mut Vec<String>) -> Option<(Canary, Opt
     if routing.is_some_and(|r| r.istio.all_virtual_services().next().is_none()) {
         problems.push("spec.strategy.canary.trafficRouting.istio must name a virtualService or virtualServices".into());
     }
+    let background_analysis = c
+        .analysis
+        .as_ref()
+        .map(|b| usize::try_from(b.starting_step.unwrap_or(0)).unwrap_or(0));
     let canary = Canary {
+        background_analysis,
         steps,
         traffic_routing: routing.is_some(),
         subset_split,

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::analysis::{self, Gate, RunKind};
 use super::cleanup;
 use super::{Draft, Intent, Outcome};
 use crate::rollout::model::{
@@ -71,6 +72,8 @@ fn carry(o: &Observed, stable: Option<&str>) -> Outcome {
         progress: (String::new(), String::new()),
         deadline_exceeded: false,
         completed: false,
+        step_run: p.step_run.clone(),
+        background_run: p.background_run.clone(),
     }
 }
 
@@ -115,6 +118,9 @@ fn settle(
 ) -> Outcome {
     let hash = &stable.hash;
     let mut out = carry(o, Some(hash));
+    out.step_run = None;
+    out.background_run = None;
+    analysis::terminate_others(o, d, &out);
     out.current_step_index = Some(c.steps.len());
     out.pause_conditions.clear();
     out.controller_pause = false;
@@ -159,6 +165,13 @@ fn progress(
         out.abort = false;
         out.aborted_at = None;
         out.promote_full = false;
+        out.step_run = None;
+        out.background_run = None;
+    }
+    if !out.abort && o.persisted.aborted_at.is_some() {
+        // A retry (the user cleared `abort`): the failed attempt's runs decide nothing now.
+        out.step_run = None;
+        out.background_run = None;
     }
     if out.abort {
         let mut aborted = abort(r, c, o, d, stable, out.aborted_at);
@@ -207,14 +220,18 @@ fn progress(
         return out;
     }
     let mut out = run_steps(r, c, o, d, stable, out);
-    check_deadline(r, o, d, &mut out);
+    if !out.abort {
+        analysis::terminate_others(o, d, &out);
+        check_deadline(r, o, d, &mut out);
+    }
     out
 }
 
 /// Progress is a change of the `Progressing` message; none for `progressDeadlineSeconds`
 /// (outside pauses) means the release is stuck.
 fn check_deadline(r: &ValidatedRollout, o: &Observed, d: &mut Draft, out: &mut Outcome) {
-    if out.completed || !out.pause_conditions.is_empty() {
+    // Waiting for an analysis verdict is not being stuck: the run has its own limits.
+    if out.completed || !out.pause_conditions.is_empty() || out.progress.0 == ANALYSIS_REASON {
         return;
     }
     let previous = o
@@ -243,6 +260,9 @@ fn check_deadline(r: &ValidatedRollout, o: &Observed, d: &mut Draft, out: &mut O
     }
 }
 
+/// `Progressing` reason while a step waits for its AnalysisRun.
+const ANALYSIS_REASON: &str = "AnalysisRunning";
+
 /// `Progressing=False` reason once the deadline passed (Argo's wording).
 pub(crate) const DEADLINE_REASON: &str = "ProgressDeadlineExceeded";
 /// Put before the stuck progress message, so the deadline check still recognises it.
@@ -259,7 +279,15 @@ fn run_steps(
 ) -> Outcome {
     let mut index = out.current_step_index.unwrap_or(0).min(c.steps.len());
     let entry = index;
+    let mut background_checked = false;
     loop {
+        // The background run is checked once per pass, at the first step it covers.
+        if !background_checked && c.background_analysis.is_some_and(|start| index >= start) {
+            background_checked = true;
+            if let Some(failure) = background(r, c, o, d, &mut out, index) {
+                return abort_for(r, c, o, d, stable, out, failure);
+            }
+        }
         if out.promote_full || index >= c.steps.len() {
             out.current_step_index = Some(c.steps.len());
             return promote(r, c, o, d, stable, out);
@@ -270,7 +298,14 @@ fn run_steps(
         // The persisted pause belongs to this step only if the status already stood here.
         let resumed = o.persisted.current_hash.as_deref() == Some(r.template_hash.as_str())
             && o.persisted.current_step_index == Some(index);
-        let step_done = shown && step_complete(&c.steps[index], resumed, o, d, &mut out);
+        let step_done = match (&c.steps[index], shown) {
+            (_, false) => false,
+            (Step::Analysis, true) => match analysis_step(r, o, d, &mut out, index, resumed) {
+                Ok(done) => done,
+                Err(failure) => return abort_for(r, c, o, d, stable, out, failure),
+            },
+            (step, true) => step_complete(step, resumed, o, d, &mut out),
+        };
         if !step_done || d.intents.len() > before {
             if index > entry && d.intents.len() > before && raises_traffic(o, &out) {
                 // More canary traffic waits until the status names its step: the mesh would
@@ -288,6 +323,90 @@ fn run_steps(
         out.controller_pause = false;
         out.current_step_index = Some(index);
     }
+}
+
+/// The background analysis from its starting step: a failure aborts (`Some(reason)`), an
+/// inconclusive run pauses until a promote, which starts a fresh run.
+fn background(
+    r: &ValidatedRollout,
+    c: &Canary,
+    o: &Observed,
+    d: &mut Draft,
+    out: &mut Outcome,
+    index: usize,
+) -> Option<String> {
+    let start = c.background_analysis?;
+    if index < start || out.promote_full {
+        return None;
+    }
+    match analysis::gate(r, o, d, &mut out.background_run, RunKind::Background) {
+        Gate::Failed(reason) => Some(reason),
+        Gate::Inconclusive => {
+            let pause = Pause {
+                reason: PauseReason::InconclusiveAnalysis,
+                duration: None,
+                resumed: true,
+            };
+            if pause_done(o, d, out, pause) {
+                out.background_run = None;
+                out.pause_conditions.clear();
+                out.controller_pause = false;
+            }
+            None
+        }
+        Gate::Passed | Gate::Wait => None,
+    }
+}
+
+/// An `analysis` step: `Ok(true)` once its run passed (or an inconclusive run was promoted),
+/// `Err(reason)` when it failed.
+fn analysis_step(
+    r: &ValidatedRollout,
+    o: &Observed,
+    d: &mut Draft,
+    out: &mut Outcome,
+    index: usize,
+    resumed: bool,
+) -> Result<bool, String> {
+    match analysis::gate(r, o, d, &mut out.step_run, RunKind::Step(index)) {
+        Gate::Passed => Ok(true),
+        Gate::Failed(reason) => Err(reason),
+        Gate::Inconclusive => {
+            let pause = Pause {
+                reason: PauseReason::InconclusiveAnalysis,
+                duration: None,
+                resumed,
+            };
+            Ok(pause_done(o, d, out, pause))
+        }
+        Gate::Wait => {
+            let name = out.step_run.as_ref().map_or("", |s| s.name.as_str());
+            out.progress = (
+                ANALYSIS_REASON.into(),
+                format!("step {}: waiting for AnalysisRun {name}", index + 1),
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// Aborts because an analysis failed: nothing planned for the step runs, the verdict is said.
+fn abort_for(
+    r: &ValidatedRollout,
+    c: &Canary,
+    o: &Observed,
+    d: &mut Draft,
+    stable: &ReplicaSetView,
+    out: Outcome,
+    reason: String,
+) -> Outcome {
+    d.intents.clear();
+    d.wake_at = None;
+    let mut aborted = abort(r, c, o, d, stable, Some(d.now));
+    aborted.step_run = out.step_run;
+    aborted.background_run = out.background_run;
+    aborted.progress.1 = format!("{reason}; {}", aborted.progress.1);
+    aborted
 }
 
 /// True when the planned traffic gives the canary more than the mesh shows: a higher weight, or
@@ -388,10 +507,15 @@ fn abort(
         let protected = [stable.hash.as_str()];
         cleanup::scale_down_others(r, c, o, d, &protected, c.abort_scale_down_delay);
     }
-    out.progress = (
-        "RolloutAborted".into(),
-        "Rollout aborted: traffic returned to stable".into(),
-    );
+    for run in o.analysis_runs.iter().filter(|r| !r.phase.is_completed()) {
+        d.push(Intent::TerminateAnalysisRun {
+            name: run.name.clone(),
+        });
+    }
+    let done = "Rollout aborted: traffic returned to stable";
+    let message = analysis::recorded_failure(&out)
+        .map_or_else(|| done.to_owned(), |f| format!("{f}; {done}"));
+    out.progress = ("RolloutAborted".into(), message);
     out
 }
 

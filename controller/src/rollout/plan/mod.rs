@@ -14,6 +14,7 @@
 //!   step's weight (invariants 1 and 2).
 //! - A settled world yields no intents and no requeue (invariant 6).
 
+mod analysis;
 mod canary;
 mod cleanup;
 mod status;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+pub use analysis::RunKind;
 pub(crate) use status::condition;
 pub use status::{NextStatus, Phase, Transition, Weights};
 
@@ -55,6 +57,11 @@ pub enum Intent {
     SetTraffic(DesiredTraffic),
     /// Delete a ReplicaSet beyond `revisionHistoryLimit`.
     DeleteReplicaSet { name: String },
+    /// Create the AnalysisRun `name` for a step or the background analysis (its name is
+    /// already in the persisted status).
+    CreateAnalysisRun { name: String, kind: RunKind },
+    /// Stop an AnalysisRun that gates nothing any more (`spec.terminate`).
+    TerminateAnalysisRun { name: String },
 }
 
 /// Everything one reconcile decided.
@@ -91,6 +98,8 @@ pub(crate) struct Outcome {
     pub progress: (String, String),
     pub deadline_exceeded: bool,
     pub completed: bool,
+    pub step_run: Option<super::model::RunStatus>,
+    pub background_run: Option<super::model::RunStatus>,
 }
 
 /// The plan under construction: intents in order and the earliest timer.

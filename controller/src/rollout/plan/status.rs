@@ -62,6 +62,9 @@ pub struct NextStatus {
     pub pause_conditions: Vec<PauseCondition>,
     pub controller_pause: bool,
     pub conditions: Vec<Condition>,
+    /// The AnalysisRun of the current step and the background one.
+    pub step_run: Option<crate::rollout::model::RunStatus>,
+    pub background_run: Option<crate::rollout::model::RunStatus>,
 }
 
 /// Something that happened in this reconcile, worth an event.
@@ -105,6 +108,8 @@ pub(crate) fn next_status(
         controller_pause: out.controller_pause,
         conditions: conditions(r, o, out, phase, now),
         message,
+        step_run: out.step_run.clone(),
+        background_run: out.background_run.clone(),
     }
 }
 

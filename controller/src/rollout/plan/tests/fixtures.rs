@@ -124,6 +124,7 @@ pub struct RolloutBuilder(ValidatedRollout);
 impl ValidatedRollout {
     pub fn test() -> RolloutBuilder {
         RolloutBuilder(ValidatedRollout {
+            name: "web".into(),
             replicas: 4,
             template_hash: "v2".into(),
             min_ready_seconds: 0,
@@ -140,6 +141,7 @@ impl ValidatedRollout {
                 stable_service: Some(STABLE_SVC.into()),
                 scale_down_delay: Duration::from_secs(30),
                 abort_scale_down_delay: Duration::from_secs(30),
+                background_analysis: None,
             }),
         })
     }
@@ -486,6 +488,8 @@ pub fn persist(previous: &Persisted, next: &NextStatus) -> Persisted {
         conditions: next.conditions.clone(),
         observed_generation: Some(next.observed_generation),
         verified_weight,
+        step_run: next.step_run.clone(),
+        background_run: next.background_run.clone(),
     }
 }
 

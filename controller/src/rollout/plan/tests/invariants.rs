@@ -116,6 +116,8 @@ fn persisted(steps: usize) -> impl Strategy<Value = Persisted> {
                     conditions: c.into_iter().collect(),
                     observed_generation: Some(1),
                     verified_weight: w,
+                    step_run: None,
+                    background_run: None,
                 }
             },
         )
@@ -163,6 +165,7 @@ fn rollout_and_world() -> impl Strategy<Value = (ValidatedRollout, Observed)> {
                     canary_service_hash: canary_svc.filter(|_| host),
                     stable_service_hash: stable_svc.filter(|_| host),
                     persisted: p,
+                    analysis_runs: Vec::new(),
                 };
                 (r, observed)
             })

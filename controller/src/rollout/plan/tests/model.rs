@@ -14,7 +14,9 @@ use chrono::{DateTime, Utc};
 
 use super::super::{Intent, Plan, plan};
 use super::fixtures::{Routing, persist, routing_of, rs_name};
-use crate::rollout::model::{Observed, Persisted, ReplicaSetView, ValidatedRollout};
+use crate::rollout::model::{
+    Observed, Persisted, ReplicaSetView, RunPhase, RunStatus, ValidatedRollout,
+};
 use crate::traffic::{DesiredTraffic, HeaderRoute, MirrorRoute, ObservedTraffic, SubsetHashes};
 
 #[derive(Clone, Debug)]
@@ -98,6 +100,11 @@ pub struct Model {
     /// Since when the planner has decided the current release is aborted.
     pub aborted_since: Option<DateTime<Utc>>,
     pub trace: Vec<String>,
+    /// AnalysisRuns the planner created.
+    pub runs: Vec<RunStatus>,
+    /// The phase a new AnalysisRun reaches at once. Inconclusive by default: the run pauses
+    /// the Rollout until a promote, so scenarios decide analysis steps by user actions.
+    pub run_verdict: RunPhase,
 }
 
 impl Model {
@@ -116,6 +123,8 @@ impl Model {
             canary_quiet_since: None,
             aborted_since: None,
             trace: Vec::new(),
+            runs: Vec::new(),
+            run_verdict: RunPhase::Inconclusive,
         }
     }
 
@@ -345,6 +354,7 @@ impl Model {
             canary_service_hash: self.canary_service.clone(),
             stable_service_hash: self.stable_service.clone(),
             persisted: self.persisted.clone(),
+            analysis_runs: self.runs.clone(),
         }
     }
 
@@ -542,6 +552,23 @@ impl Model {
             Intent::SetTraffic(t) => self.set_traffic(t),
             Intent::DeleteReplicaSet { name } => {
                 self.take(name);
+            }
+            Intent::CreateAnalysisRun { name, .. } => {
+                if !self.runs.iter().any(|r| &r.name == name) {
+                    let phase = self.run_verdict;
+                    self.runs.push(RunStatus {
+                        name: name.clone(),
+                        phase,
+                        message: String::new(),
+                    });
+                }
+            }
+            Intent::TerminateAnalysisRun { name } => {
+                for run in self.runs.iter_mut().filter(|r| &r.name == name) {
+                    if !run.phase.is_completed() {
+                        run.phase = RunPhase::Successful;
+                    }
+                }
             }
         }
         self.rss.sort_by_key(|rs| rs.revision);

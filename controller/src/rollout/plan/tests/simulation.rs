@@ -444,6 +444,10 @@ impl Sim {
     /// Advances to the next timer or pod readiness change. False when nothing will change.
     fn wait_for_world(&mut self) -> bool {
         let p = self.m.plan();
+        if !p.intents.is_empty() {
+            // The world as persisted already calls for writes (e.g. creating a named run).
+            return true;
+        }
         let timer = p
             .requeue_after
             .map(|d| self.m.now + chrono::Duration::from_std(d).unwrap());

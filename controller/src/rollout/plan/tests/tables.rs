@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::super::{Intent, Phase, Plan, Transition, plan};
 use super::fixtures::*;
 use super::model::Model;
-use crate::rollout::model::{ConditionKind, PauseReason, ValidatedRollout};
+use crate::rollout::model::{ConditionKind, PauseReason, RunPhase, ValidatedRollout};
 
 fn plan_now(r: &ValidatedRollout, w: WorldBuilder) -> Plan {
     plan(r, &w.build(), t0())
@@ -566,32 +566,97 @@ fn managed_routes_are_removed_on_promotion_and_on_abort() {
 }
 
 // ----------------------------------------------------------------------------------------------
-// analysis (interim: pauses like `pause: {}`)
+// analysis: step runs and the background run
 // ----------------------------------------------------------------------------------------------
 
-#[test]
-fn an_analysis_step_pauses_and_never_completes_without_a_promote() {
+/// A release held at an analysis step whose run phase the test decides.
+fn at_analysis(verdict: RunPhase) -> (Model, Plan) {
     let r = rollout()
         .steps([set_weight(20), analysis(), set_weight(50)])
         .build();
     let mut m = Model::releasing(r, t0());
+    m.run_verdict = verdict;
     let p = m.converge();
+    (m, p)
+}
+
+#[test]
+fn an_analysis_step_names_its_run_before_creating_it_and_waits_while_it_runs() {
+    let (mut m, p) = at_analysis(RunPhase::Running);
+    assert_eq!(p.status.current_step_index, Some(1));
+    assert_eq!(p.status.phase, Phase::Progressing);
+    let run = p.status.step_run.clone().expect("the step run is recorded");
+    assert!(run.name.starts_with("web-v2-1-"), "{}", run.name);
+    assert_eq!(m.runs.len(), 1, "exactly one run created");
+    assert_eq!(
+        m.runs[0].name, run.name,
+        "the run created is the one named in status"
+    );
+    for _ in 0..3 {
+        m.advance(secs(3_600));
+        let p = m.converge();
+        assert_eq!(
+            p.status.current_step_index,
+            Some(1),
+            "a running analysis never passes"
+        );
+        assert_eq!(
+            p.status.phase,
+            Phase::Progressing,
+            "no deadline while analysing"
+        );
+        assert_eq!(m.runs.len(), 1, "no second run");
+    }
+    m.runs[0].phase = RunPhase::Successful;
+    m.converge();
+    assert_eq!(
+        m.persisted.stable_hash.as_deref(),
+        Some("v2"),
+        "promoted after success"
+    );
+}
+
+#[test]
+fn a_failed_step_analysis_aborts_with_the_verdict_and_weight_zero() {
+    let (mut m, _) = at_analysis(RunPhase::Running);
+    m.runs[0].phase = RunPhase::Failed;
+    m.runs[0].message = "metric error-rate: result[0]=0.3 did not satisfy result[0] < 0.01".into();
+    let p = m.converge();
+    assert_eq!(p.status.phase, Phase::Degraded);
+    assert!(p.status.abort);
+    assert_eq!(m.weight(), Some(0));
+    assert!(
+        p.status.message.contains("result[0]=0.3"),
+        "{}",
+        p.status.message
+    );
+    assert_eq!(
+        m.persisted.stable_hash.as_deref(),
+        Some("v1"),
+        "never promoted"
+    );
+}
+
+#[test]
+fn an_errored_analysis_aborts_like_a_failed_one() {
+    let (mut m, _) = at_analysis(RunPhase::Running);
+    m.runs[0].phase = RunPhase::Error;
+    let p = m.converge();
+    assert!(p.status.abort);
+    assert_eq!(m.weight(), Some(0));
+}
+
+#[test]
+fn an_inconclusive_analysis_pauses_and_a_promote_continues() {
+    let (mut m, p) = at_analysis(RunPhase::Inconclusive);
     assert_eq!(p.status.phase, Phase::Paused);
     assert_eq!(
         p.status.pause_conditions[0].reason,
-        PauseReason::AnalysisStep
+        PauseReason::InconclusiveAnalysis
     );
     assert!(p.requeue_after.is_none());
-    for _ in 0..5 {
-        m.advance(secs(3_600));
-        let p = m.reconcile();
-        assert_eq!(p.status.current_step_index, Some(1));
-        assert_eq!(
-            p.status.stable_hash.as_deref(),
-            Some("v1"),
-            "never promoted"
-        );
-    }
+    m.advance(secs(3_600));
+    assert_eq!(m.reconcile().status.current_step_index, Some(1));
     m.promote();
     let p = m.reconcile();
     assert_eq!(p.status.current_step_index, Some(2));
@@ -599,27 +664,32 @@ fn an_analysis_step_pauses_and_never_completes_without_a_promote() {
     assert_eq!(m.persisted.stable_hash.as_deref(), Some("v2"));
 }
 
-// ----------------------------------------------------------------------------------------------
-// abort, retry
-// ----------------------------------------------------------------------------------------------
-
 #[test]
-fn abort_sends_the_weight_to_stable_before_touching_the_canary() {
-    let r = rollout()
-        .steps([set_weight(20), pause(None)])
-        .abort_scale_down_delay(0)
+fn a_failing_background_analysis_aborts_mid_release_and_a_retry_starts_a_fresh_run() {
+    let mut r = rollout()
+        .steps([set_weight(20), pause(None), set_weight(50)])
         .build();
-    let p = plan_now(&r, canary_world(&r, 1, 20, 1).abort());
-    assert_eq!(p.weight_set(), Some(0));
-    assert_eq!(
-        p.replicas_of("v2"),
-        None,
-        "canary kept until the read-back shows 0"
-    );
-    assert_eq!(p.status.phase, Phase::Degraded);
+    let crate::rollout::model::Strategy::Canary(c) = &mut r.strategy;
+    c.background_analysis = Some(1);
+    let mut m = Model::releasing(r, t0());
+    m.run_verdict = RunPhase::Running;
+    let p = m.converge();
+    let bg = p
+        .status
+        .background_run
+        .clone()
+        .unwrap_or_else(|| panic!("no background run: {:?}\n{}", p.status, m.dump()));
+    assert!(bg.name.starts_with("web-v2-bg-"), "{}", bg.name);
+    assert_eq!(p.status.phase, Phase::Paused, "the pause step still holds");
+    m.runs[0].phase = RunPhase::Failed;
+    let p = m.converge();
     assert!(p.status.abort);
-    assert_eq!(p.status.aborted_at, Some(t0()));
-    assert!(p.has(|t| matches!(t, Transition::RolloutAborted { .. })));
+    assert_eq!(m.weight(), Some(0));
+    m.advance(secs(60));
+    m.retry();
+    m.converge();
+    assert_eq!(m.runs.len(), 2, "the retry measures again with a new run");
+    assert_ne!(m.runs[1].name, m.runs[0].name);
 }
 
 #[test]

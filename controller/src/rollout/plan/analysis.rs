@@ -1,0 +1,114 @@
+//! Analysis gates of a canary: the run of an `analysis` step and the background run.
+//!
+//! Run names are chosen here and persisted in the Rollout status *before* the run is created
+//! (`<rollout>-<hash>-<step>-<unix time>` or `<rollout>-<hash>-bg-<unix time>`): a reconcile
+//! that crashes between the create and the status write finds its run again by name, and a
+//! retried release gets fresh names, so an old verdict never decides a new attempt.
+//!
+//! Guarantees: a Failed or Error run aborts (invariant 4: failed metrics never promote); an
+//! Inconclusive one pauses until a promote; a run that no longer gates anything is terminated.
+
+use super::{Draft, Intent, Outcome};
+use crate::rollout::model::{Observed, RunPhase, RunStatus, ValidatedRollout};
+
+/// What a gate says about moving on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Gate {
+    Passed,
+    Wait,
+    Inconclusive,
+    Failed(String),
+}
+
+/// Which run: the analysis step at an index, or the background analysis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunKind {
+    Step(usize),
+    Background,
+}
+
+fn prefix(r: &ValidatedRollout, kind: RunKind) -> String {
+    match kind {
+        RunKind::Step(i) => format!("{}-{}-{i}-", r.name, r.template_hash),
+        RunKind::Background => format!("{}-{}-bg-", r.name, r.template_hash),
+    }
+}
+
+/// The gate of run `kind`; `recorded` is the status record carried in the outcome (updated).
+pub(crate) fn gate(
+    r: &ValidatedRollout,
+    o: &Observed,
+    d: &mut Draft,
+    recorded: &mut Option<RunStatus>,
+    kind: RunKind,
+) -> Gate {
+    let prefix = prefix(r, kind);
+    let Some(name) = recorded
+        .as_ref()
+        .map(|s| s.name.clone())
+        .filter(|n| n.starts_with(&prefix))
+    else {
+        // Name it first; the create follows once the status carries the name.
+        let name = format!("{prefix}{}", d.now.timestamp());
+        *recorded = Some(RunStatus {
+            name,
+            ..RunStatus::default()
+        });
+        d.wake(d.now);
+        return Gate::Wait;
+    };
+    let Some(run) = o.analysis_run(&name) else {
+        d.push(Intent::CreateAnalysisRun {
+            name: name.clone(),
+            kind,
+        });
+        *recorded = Some(RunStatus {
+            name,
+            ..RunStatus::default()
+        });
+        return Gate::Wait;
+    };
+    *recorded = Some(run.clone());
+    match run.phase {
+        RunPhase::Successful => Gate::Passed,
+        RunPhase::Failed | RunPhase::Error => Gate::Failed(verdict(run)),
+        RunPhase::Inconclusive => Gate::Inconclusive,
+        RunPhase::Pending | RunPhase::Running => Gate::Wait,
+    }
+}
+
+/// The sentence an abort gives for a failed run.
+pub(crate) fn verdict(run: &RunStatus) -> String {
+    let phase = run.phase.as_str();
+    if run.message.is_empty() {
+        format!("AnalysisRun {} {phase}", run.name)
+    } else {
+        format!("AnalysisRun {} {phase}: {}", run.name, run.message)
+    }
+}
+
+/// Terminates every run of the Rollout that is still measuring but gates nothing any more.
+pub(crate) fn terminate_others(o: &Observed, d: &mut Draft, out: &Outcome) {
+    let current = |name: &str| {
+        [&out.step_run, &out.background_run]
+            .into_iter()
+            .flatten()
+            .any(|s| s.name == name)
+    };
+    for run in o.analysis_runs.iter().filter(|r| !r.phase.is_completed()) {
+        if !current(&run.name) {
+            d.push(Intent::TerminateAnalysisRun {
+                name: run.name.clone(),
+            });
+        }
+    }
+}
+
+/// The message of a failed run recorded in status, for an abort that happened earlier.
+pub(crate) fn recorded_failure(out: &Outcome) -> Option<String> {
+    [&out.step_run, &out.background_run]
+        .into_iter()
+        .flatten()
+        .find(|s| matches!(s.phase, RunPhase::Failed | RunPhase::Error))
+        .map(verdict)
+}
