@@ -156,6 +156,15 @@ pub fn users_own_virtual_service() -> Value {
     })
 }
 
+/// A second host-level VirtualService, for the ingress gateway: same split, another host.
+pub fn gateway_virtual_service(name: &str) -> Value {
+    let mut vs = host_split_virtual_service();
+    vs["metadata"]["name"] = json!(name);
+    vs["spec"]["hosts"] = json!(["web.example.com"]);
+    vs["spec"]["gateways"] = json!(["istio-system/public"]);
+    vs
+}
+
 /// The user's VirtualService with a subset-level split on one Service (`web`).
 pub fn subset_split_virtual_service() -> Value {
     json!({
@@ -250,6 +259,8 @@ pub struct RolloutBuilder {
     abort_scale_down_delay_seconds: u32,
     progress_deadline: Option<(u32, bool)>,
     managed_routes: Vec<String>,
+    /// Extra VirtualServices (same route name) set to the same weights.
+    more_virtual_services: Vec<String>,
 }
 
 pub fn rollout() -> RolloutBuilder {
@@ -262,6 +273,7 @@ pub fn rollout() -> RolloutBuilder {
         abort_scale_down_delay_seconds: 2,
         progress_deadline: None,
         managed_routes: Vec::new(),
+        more_virtual_services: Vec::new(),
     }
 }
 
@@ -302,11 +314,24 @@ impl RolloutBuilder {
         self
     }
 
+    /// Also sets the weights of these VirtualServices (`virtualServices:` instead of
+    /// `virtualService:`); each must have the route [`ROUTE`].
+    pub fn more_virtual_services(mut self, names: impl IntoIterator<Item = &'static str>) -> Self {
+        self.more_virtual_services = names.into_iter().map(str::to_owned).collect();
+        self
+    }
+
     /// The manifest, as a user would write it.
     pub fn manifest(&self) -> Value {
-        let mut istio = json!({
-            "virtualService": { "name": VIRTUAL_SERVICE, "routes": [ROUTE] },
-        });
+        let mut istio = if self.more_virtual_services.is_empty() {
+            json!({ "virtualService": { "name": VIRTUAL_SERVICE, "routes": [ROUTE] } })
+        } else {
+            let all: Vec<Value> = std::iter::once(VIRTUAL_SERVICE)
+                .chain(self.more_virtual_services.iter().map(String::as_str))
+                .map(|name| json!({ "name": name, "routes": [ROUTE] }))
+                .collect();
+            json!({ "virtualServices": all })
+        };
         let mut canary = json!({
             "steps": self.steps,
             "scaleDownDelaySeconds": self.scale_down_delay_seconds,

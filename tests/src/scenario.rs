@@ -334,6 +334,17 @@ impl Scenario {
         Ok((hash(fixtures::STABLE_SUBSET), hash(fixtures::CANARY_SUBSET)))
     }
 
+    /// Creates another VirtualService (a scenario with several).
+    pub async fn create_virtual_service(&self, manifest: Value) -> Result<()> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.ns, &virtual_service_resource());
+        let object: DynamicObject = serde_json::from_value(manifest)?;
+        api.create(&Default::default(), &object)
+            .await
+            .context("creating a VirtualService")?;
+        Ok(())
+    }
+
     /// Replaces the VirtualService with `manifest` (the user edits their own object).
     pub async fn replace_virtual_service(&self, mut manifest: Value) -> Result<()> {
         let api: Api<DynamicObject> =
@@ -349,9 +360,14 @@ impl Scenario {
 
     /// `(stable, canary)` weights of the split route, read from the VirtualService.
     pub async fn route_weights(&self) -> Result<(i64, i64)> {
+        self.route_weights_in(fixtures::VIRTUAL_SERVICE).await
+    }
+
+    /// `(stable, canary)` weights of the split route of the VirtualService `name`.
+    pub async fn route_weights_in(&self, name: &str) -> Result<(i64, i64)> {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &self.ns, &virtual_service_resource());
-        let vs = api.get(fixtures::VIRTUAL_SERVICE).await?;
+        let vs = api.get(name).await?;
         let http = vs.data.pointer("/spec/http").and_then(Value::as_array);
         let route = http
             .into_iter()

@@ -1,12 +1,14 @@
 //! Traffic shapes beyond one weighted route: header and mirror routes Sluice manages at the top of
-//! the VirtualService, a subset-level split through a DestinationRule, and a VirtualService full
-//! of the user's own settings that must come out of a release exactly as it went in.
+//! the VirtualService, a subset-level split through a DestinationRule, two VirtualServices moved
+//! together, and a VirtualService full of the user's own settings that must come out of a
+//! release exactly as it went in.
 
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use sluice_tests::fixtures::{
-    CANARY_SERVICE, ROUTE, Split, pause, remove_header_route, remove_mirror_route, rollout,
-    set_canary_scale, set_header_route, set_mirror_route, set_weight, users_own_virtual_service,
+    CANARY_SERVICE, ROUTE, Split, VIRTUAL_SERVICE, gateway_virtual_service, pause,
+    remove_header_route, remove_mirror_route, rollout, set_canary_scale, set_header_route,
+    set_mirror_route, set_weight, users_own_virtual_service,
 };
 use sluice_tests::scenario;
 
@@ -188,6 +190,39 @@ async fn given_a_virtual_service_with_the_users_own_settings_when_a_release_runs
                 && after["metadata"]["annotations"] == before["metadata"]["annotations"],
             "labels and annotations untouched"
         );
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_two_virtual_services_when_a_release_runs_then_both_show_every_weight() -> Result<()>
+{
+    const GATEWAY: &str = "web-gateway";
+    let spec = rollout()
+        .more_virtual_services([GATEWAY])
+        .steps([set_weight(30), pause()]);
+    scenario::run("it-canary-two-vs-", Split::Host, async |s| {
+        s.create_virtual_service(gateway_virtual_service(GATEWAY))
+            .await?;
+        s.deploy(&spec).await?;
+        let new = s.set_version("v2").await?;
+        s.wait_paused_at(1, 30).await?;
+        for name in [VIRTUAL_SERVICE, GATEWAY] {
+            ensure!(
+                s.route_weights_in(name).await? == (70, 30),
+                "{name} shows the step's weight"
+            );
+        }
+        s.promote().await?;
+        s.wait_released(&new).await?;
+        for name in [VIRTUAL_SERVICE, GATEWAY] {
+            ensure!(
+                s.route_weights_in(name).await? == (100, 0),
+                "{name} is back on stable"
+            );
+        }
         Ok(())
     })
     .await?;
