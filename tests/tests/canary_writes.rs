@@ -23,6 +23,9 @@ async fn given_a_paused_canary_when_promoted_to_the_next_weight_then_the_step_co
         s.deploy(&spec).await?;
         s.set_version("v2").await?;
         s.wait_paused_at(1, 20).await?;
+        // The pause's own events come after its status write: let them land before the window
+        // opens, so they are not counted as the next step's.
+        s.wait_event("RolloutPaused", |_| true).await?;
 
         let promoted = s.promote().await?;
         let paused = s.wait_paused_at(3, 50).await?;
