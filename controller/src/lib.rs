@@ -2,6 +2,7 @@
 //! AnalysisRun controller that measures their analysis.
 
 pub mod analysis_run;
+pub mod cli;
 pub mod context;
 pub mod http;
 pub mod leader;
