@@ -1,7 +1,8 @@
-//! `kubectl sluice` against the local cluster: `get rollout` shows the step and the weights,
-//! `promote` continues a paused canary, `abort` degrades it, `retry` starts it again, `status`
-//! exits 0 when Healthy, 1 when Degraded and 3 on its timeout, and `get rollout --watch`
-//! prints a line per change into a pipe.
+//! `kubectl sluice` against the local cluster: `get rollout` shows the step, the weights and
+//! the AnalysisRuns, `promote` continues a paused canary, `abort` degrades it, `retry` starts
+//! it again, `undo` during a canary brings the stable revision back (its ReplicaSet reused),
+//! `pause`/`resume` toggle `spec.paused`, `status` exits 0 when Healthy, 1 when Degraded and 3
+//! on its timeout, and `get rollout --watch` prints a line per change into a pipe.
 //!
 //! Commands run in-process through `sluice_controller::cli::run` (output captured), except
 //! where the exit code or the process is the point: those run the built `kubectl-sluice`
@@ -12,8 +13,10 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use anyhow::{Context, Result, bail, ensure};
+use kube::api::{Api, PostParams};
+use serde_json::json;
 use sluice_controller::cli::{self, Cli, CliError, Exit, Output};
-use sluice_crds::RolloutPhase;
+use sluice_crds::{AnalysisTemplate, RolloutPhase};
 use sluice_tests::fixtures::{ROLLOUT, Split, pause, rollout, set_weight};
 use sluice_tests::scenario::{self, aborted, phase, verified_weight};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -200,6 +203,81 @@ async fn given_a_canary_at_weight_50_when_aborted_with_the_plugin_then_it_is_deg
         ensure!(
             done.trim_end().ends_with("Healthy"),
             "status ends Healthy: {done}"
+        );
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// An AnalysisTemplate whose one metric passes at once: Prometheus' `vector(1)` >= 1.
+async fn passing_template(client: &kube::Client, ns: &str) -> Result<()> {
+    let template: AnalysisTemplate = serde_json::from_value(json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": { "name": "always-ok" },
+        "spec": { "metrics": [{
+            "name": "one",
+            "successCondition": "result[0] >= 1",
+            "provider": { "prometheus": {
+                "address": sluice_tests::prometheus_url()?,
+                "query": "vector(1)",
+            } },
+        }] },
+    }))?;
+    Api::<AnalysisTemplate>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &template)
+        .await
+        .context("creating the AnalysisTemplate")?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_canary_past_its_analysis_step_when_undone_with_the_plugin_then_get_shows_the_run_and_the_stable_revision_is_back_without_a_new_replica_set()
+-> Result<()> {
+    let spec = rollout().steps([
+        set_weight(50),
+        json!({ "analysis": { "templates": [{ "templateName": "always-ok" }] } }),
+        pause(),
+    ]);
+    scenario::run("it-cli-undo-", Split::Host, async |s| {
+        passing_template(&s.client, &s.ns).await?;
+        let stable = s.deploy(&spec).await?;
+        let new = s.set_version("v2").await?;
+        s.wait_paused_at(2, 50).await?;
+
+        let view = sluice_ok(&s.ns, &["get", "rollout", ROLLOUT]).await?;
+        for expected in [
+            "AnalysisRun  ✔ Successful",
+            "step 1 · ✔ 1 ✖ 0 ⚠ 0",
+            "✔ one  [1]  1 measured",
+        ] {
+            ensure!(
+                view.contains(expected),
+                "get rollout shows {expected:?}:\n{view}"
+            );
+        }
+
+        sluice_ok(&s.ns, &["pause", ROLLOUT]).await?;
+        s.wait("spec.paused is shown as Paused", |r| r.spec.paused)
+            .await?;
+        sluice_ok(&s.ns, &["resume", ROLLOUT]).await?;
+        s.wait("resumed", |r| !r.spec.paused).await?;
+
+        let said = sluice_ok(&s.ns, &["undo", ROLLOUT]).await?;
+        ensure!(
+            said.contains("rolled back to revision 1"),
+            "undo confirms: {said}"
+        );
+        ensure!(
+            !said.contains("note:"),
+            "the stable template was rebuilt exactly: {said}"
+        );
+        s.wait_released(&stable).await?;
+        let sets = s.replica_sets().await?;
+        ensure!(
+            sets.len() == 2 && sets.contains_key(&stable) && sets.contains_key(&new),
+            "the stable ReplicaSet was reused, not a third one made: {sets:?}"
         );
         Ok(())
     })
