@@ -1,11 +1,17 @@
 //! `kubectl sluice lint FILE...`: checks Sluice manifests offline, before GitOps applies them.
 //!
-//! Each YAML document whose `apiVersion` is in the `sluice.dev` group is decoded into its API
-//! type (a decode error names the field path, e.g. `spec.strategy.canary.steps[0].setWeight`)
-//! and then checked with the controller's own validation: [`validate`] for Rollouts,
-//! [`ValidatedAnalysis`] for AnalysisTemplates, ClusterAnalysisTemplates and AnalysisRuns.
-//! So a manifest that passes lint is one the controller will run (the API server's CEL rules
-//! overlap with, but are not all repeated in, these checks). Other documents are skipped.
+//! Each YAML document whose `apiVersion` is in the `sluice.dev` group goes through the same
+//! layers as on its way into the cluster, and the first layer that finds problems reports all
+//! of them, each naming its field:
+//!
+//! 1. the API server: the generated CRD schema with its CEL rules (`schema`);
+//! 2. decoding into the API type (e.g. `spec.strategy.canary.steps[0].setWeight: weight 120
+//!    must be between 0 and 100`);
+//! 3. the controller's own validation: [`validate`] for Rollouts, [`ValidatedAnalysis`] for
+//!    AnalysisTemplates, ClusterAnalysisTemplates and AnalysisRuns.
+//!
+//! So a manifest that passes lint is one the API server accepts and the controller runs.
+//! Other documents are skipped.
 //!
 //! Guarantees: every problem of every object is reported (not just the first); [`lint`] is a
 //! pure function of the text, so it is tested without files or a cluster.
@@ -126,6 +132,11 @@ fn check(kind: &str, doc: &Value) -> Problems {
         )];
     }
     let mut problems = metadata(doc);
+    let refused = schema::check(kind, doc);
+    if !refused.is_empty() {
+        problems.extend(refused.into_iter().map(|p| (Severity::Error, p)));
+        return problems;
+    }
     problems.extend(match kind {
         "Rollout" => decode::<Rollout>(doc).map_or_else(|e| e, |r| rollout(&r)),
         "AnalysisTemplate" => decode::<AnalysisTemplate>(doc)
@@ -258,5 +269,6 @@ fn read(file: &PathBuf) -> Result<String, CliError> {
     std::fs::read_to_string(file).map_err(unreadable)
 }
 
+mod schema;
 #[cfg(test)]
 mod tests;
