@@ -9,7 +9,7 @@
 //! | `pause NAME` / `resume NAME` | `spec.paused` on and off |
 //! | `undo NAME [--to-revision N]` | put an earlier revision's pod template back into `spec.template` |
 //! | `status NAME [--timeout 5m]` | wait until Healthy (0), Degraded (1) or the timeout (3): for CI |
-//! | `lint FILE...` | check manifests offline with the controller's own validation |
+//! | `lint FILE...` | check manifests offline: the CRD schema and its CEL rules, decoding, the controller's validation |
 //!
 //! Layout: [`render`] (and `snapshot`, `lint`, the deciding halves of `actions`, `undo` and
 //! `status`) are pure functions of API objects, unit-tested without a cluster; `client`,
@@ -74,21 +74,35 @@ pub enum Command {
     Get(GetCommand),
     /// Continue a paused Rollout by one step, or with --full skip every remaining step.
     Promote {
+        /// Rollout name.
         name: String,
         /// Skip the remaining steps, pauses and analysis.
         #[arg(long)]
         full: bool,
     },
     /// Abort the release: all traffic back to stable, then the canary scales down.
-    Abort { name: String },
+    Abort {
+        /// Rollout name.
+        name: String,
+    },
     /// Retry an aborted release from the first step.
-    Retry { name: String },
+    Retry {
+        /// Rollout name.
+        name: String,
+    },
     /// Pause the Rollout where it is (`spec.paused: true`).
-    Pause { name: String },
+    Pause {
+        /// Rollout name.
+        name: String,
+    },
     /// Resume a Rollout paused with `pause` (`spec.paused: false`).
-    Resume { name: String },
+    Resume {
+        /// Rollout name.
+        name: String,
+    },
     /// Roll back to an earlier revision's pod template (default: the previous revision).
     Undo {
+        /// Rollout name.
         name: String,
         /// Revision to go back to (see `get rollout`).
         #[arg(long)]
@@ -115,6 +129,7 @@ pub enum GetCommand {
 /// `get rollout` arguments.
 #[derive(Debug, Args)]
 pub struct GetRolloutArgs {
+    /// Rollout name.
     pub name: String,
     /// Re-render on every change until interrupted (one line per change when not a terminal).
     #[arg(short = 'w', long)]
@@ -127,6 +142,7 @@ pub struct GetRolloutArgs {
 /// `status` arguments.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Rollout name.
     pub name: String,
     /// Give up after this long (`300`, `90s`, `5m`); 0 waits forever.
     #[arg(short = 't', long, default_value = "0", value_parser = parse_duration)]
