@@ -503,7 +503,9 @@ fn abort(
         set_traffic(c, o, d, &traffic);
     }
     out.desired_traffic = c.traffic_routing.then_some(traffic);
-    if d.intents.is_empty() {
+    // Say "returned" only once the read-back shows it.
+    let verified = d.intents.is_empty();
+    if verified {
         let protected = [stable.hash.as_str()];
         cleanup::scale_down_others(r, c, o, d, &protected, c.abort_scale_down_delay);
     }
@@ -512,7 +514,11 @@ fn abort(
             name: run.name.clone(),
         });
     }
-    let done = "Rollout aborted: traffic returned to stable";
+    let done = if verified {
+        "Rollout aborted: traffic returned to stable"
+    } else {
+        "Rollout aborted: returning traffic to stable"
+    };
     let message = analysis::recorded_failure(&out)
         .map_or_else(|| done.to_owned(), |f| format!("{f}; {done}"));
     out.progress = ("RolloutAborted".into(), message);
