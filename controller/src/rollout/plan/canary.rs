@@ -9,10 +9,11 @@ use chrono::{DateTime, Utc};
 
 use super::analysis::{self, Gate, RunKind};
 use super::cleanup;
+use super::pause::{Pause, chrono_duration, pause_done, step_complete};
+use super::target::Target;
 use super::{Draft, Intent, Outcome};
 use crate::rollout::model::{
-    Canary, CanaryScale, ConditionKind, Observed, PauseCondition, PauseReason, ReplicaSetView,
-    Step, ValidatedRollout,
+    Canary, ConditionKind, Observed, PauseReason, ReplicaSetView, Step, ValidatedRollout,
 };
 use crate::traffic::{DesiredTraffic, SubsetHashes};
 
@@ -525,85 +526,6 @@ fn abort(
     out
 }
 
-/// The replica counts, weight and managed routes in force at a step.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Target {
-    pub weight: u8,
-    pub canary_replicas: i32,
-    pub header_routes: Vec<crate::traffic::HeaderRoute>,
-    pub mirror_routes: Vec<crate::traffic::MirrorRoute>,
-}
-
-impl Target {
-    /// Folds steps `0..=index`: the last `setWeight`, `setCanaryScale` and route steps win.
-    pub fn at(r: &ValidatedRollout, c: &Canary, index: usize) -> Target {
-        let mut weight = 0u8;
-        let mut scale = CanaryScale::MatchTrafficWeight;
-        let mut header_routes: Vec<crate::traffic::HeaderRoute> = Vec::new();
-        let mut mirror_routes: Vec<crate::traffic::MirrorRoute> = Vec::new();
-        for step in c.steps.iter().take(index + 1) {
-            match step {
-                Step::SetWeight(w) => weight = *w,
-                Step::SetCanaryScale(s) => scale = *s,
-                Step::SetHeaderRoute(h) => {
-                    upsert(&mut header_routes, h.clone(), h.matches.is_empty())
-                }
-                Step::SetMirrorRoute(m) => {
-                    upsert(&mut mirror_routes, m.clone(), m.matches.is_empty())
-                }
-                Step::Pause(_) | Step::Analysis => {}
-            }
-        }
-        let canary_replicas = match scale {
-            CanaryScale::Replicas(n) => n.clamp(0, r.replicas.max(n)),
-            CanaryScale::Weight(w) => share(r.replicas, w),
-            CanaryScale::MatchTrafficWeight => share(r.replicas, weight),
-        };
-        if canary_replicas == 0 {
-            // A canary scaled to no pods can take no traffic (invariant 2): its weight and
-            // routes would go nowhere, so the step asks for none.
-            weight = 0;
-            header_routes.clear();
-            mirror_routes.clear();
-        }
-        Target {
-            weight,
-            canary_replicas,
-            header_routes,
-            mirror_routes,
-        }
-    }
-}
-
-trait Named {
-    fn name(&self) -> &str;
-}
-impl Named for crate::traffic::HeaderRoute {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
-impl Named for crate::traffic::MirrorRoute {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-/// Replaces the route of the same name, or removes it when `remove` is set.
-fn upsert<T: Named>(routes: &mut Vec<T>, route: T, remove: bool) {
-    routes.retain(|r| r.name() != route.name());
-    if !remove {
-        routes.push(route);
-    }
-}
-
-/// `replicas * percent / 100`, rounded up (Argo's rule), so a non-zero weight gets a pod.
-pub(crate) fn share(replicas: i32, percent: u8) -> i32 {
-    let replicas = i64::from(replicas.max(0));
-    let scaled = (replicas * i64::from(percent) + 99) / 100;
-    i32::try_from(scaled).unwrap_or(i32::MAX)
-}
-
 /// Scales toward a step's target; true when the cluster shows it (pods and verified traffic).
 fn reach_target(
     r: &ValidatedRollout,
@@ -730,94 +652,6 @@ fn canary_traffic(
         },
         subsets,
     }
-}
-
-/// Completion of the step itself once its target is shown (pauses and analysis wait here).
-fn step_complete(
-    step: &Step,
-    resumed: bool,
-    o: &Observed,
-    d: &mut Draft,
-    out: &mut Outcome,
-) -> bool {
-    let pause = |reason, duration| Pause {
-        reason,
-        duration,
-        resumed,
-    };
-    match step {
-        Step::Pause(duration) => {
-            pause_done(o, d, out, pause(PauseReason::CanaryPauseStep, *duration))
-        }
-        Step::Analysis => pause_done(o, d, out, pause(PauseReason::AnalysisStep, None)),
-        Step::SetWeight(_)
-        | Step::SetCanaryScale(_)
-        | Step::SetHeaderRoute(_)
-        | Step::SetMirrorRoute(_) => true,
-    }
-}
-
-/// A pausing step as `pause_done` needs it.
-struct Pause {
-    reason: PauseReason,
-    duration: Option<std::time::Duration>,
-    /// The persisted status already stood at this step, so its pause condition is this step's
-    /// (and not the one of a previous pause step completed in this same pass).
-    resumed: bool,
-}
-
-/// A pause step: entered once (condition with start time), ended by expiry or by the user
-/// removing the condition while `controllerPause` is set (a promote).
-fn pause_done(o: &Observed, d: &mut Draft, out: &mut Outcome, pause: Pause) -> bool {
-    let Pause {
-        reason,
-        duration,
-        resumed,
-    } = pause;
-    let existing = o
-        .persisted
-        .pause_conditions
-        .iter()
-        .find(|p| p.reason == reason)
-        .filter(|_| resumed);
-    match existing {
-        None if o.persisted.controller_pause && out.controller_pause => true,
-        None => {
-            out.pause_conditions = vec![PauseCondition {
-                reason,
-                start_time: d.now,
-            }];
-            out.controller_pause = true;
-            out.progress = (
-                "RolloutPaused".into(),
-                format!("Rollout is paused ({})", reason.as_str()),
-            );
-            if let Some(duration) = duration {
-                d.wake(d.now + chrono_duration(duration));
-            }
-            duration.is_some_and(|x| x.is_zero())
-        }
-        Some(p) => {
-            out.pause_conditions = vec![p.clone()];
-            out.controller_pause = true;
-            out.progress = (
-                "RolloutPaused".into(),
-                format!("Rollout is paused ({})", reason.as_str()),
-            );
-            match duration {
-                Some(duration) if d.now >= p.start_time + chrono_duration(duration) => true,
-                Some(duration) => {
-                    d.wake(p.start_time + chrono_duration(duration));
-                    false
-                }
-                None => false,
-            }
-        }
-    }
-}
-
-pub(crate) fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 /// While holding (spec.paused, waiting for the promotion to scale up) the traffic stays as the

@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use super::canary::{chrono_duration, ensure_scale_down};
+use super::canary::ensure_scale_down;
+use super::pause::chrono_duration;
 use super::{Draft, Intent};
 use crate::rollout::model::{Canary, Observed, ReplicaSetView, ValidatedRollout};
 

@@ -17,7 +17,9 @@
 mod analysis;
 mod canary;
 mod cleanup;
+mod pause;
 mod status;
+mod target;
 
 #[cfg(test)]
 mod tests;

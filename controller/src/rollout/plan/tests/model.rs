@@ -495,7 +495,7 @@ impl Model {
             && rs.hash == self.rollout.template_hash
             && self.canary_destination() == Some(rs.hash.as_str());
         if to_zero && aborted && self.mesh.is_some() && rs.replicas() > 0 {
-            let delay = super::super::canary::chrono_duration(
+            let delay = super::super::pause::chrono_duration(
                 super::fixtures::canary_of(&self.rollout).abort_scale_down_delay,
             );
             let Some(quiet) = self.canary_quiet_since else {
