@@ -12,6 +12,7 @@
 //! | Fetch values | [`provider`] ([`MetricProvider`], [`PrometheusProvider`]) | **I/O** |
 //! | Judge one fetch (no-data policy, CEL conditions) | [`mod@measure`], [`condition`] | yes |
 //! | Count, retain, assess metrics and the run | [`mod@assess`] | yes |
+//! | Judge canary against baseline or SLO (`metrics[].judge`) | [`judge`] | yes |
 //!
 //! # Wiring it into a controller
 //!
@@ -67,6 +68,7 @@
 pub mod args;
 pub mod assess;
 pub mod condition;
+pub mod judge;
 pub mod measure;
 pub mod metric;
 pub mod provider;
@@ -82,6 +84,7 @@ pub use assess::{
     MetricAssessment, RunAssessment, assess, assess_metric, assess_run, record, record_in,
 };
 pub use condition::{Condition, ConditionError};
+pub use judge::{JudgeQuery, Verdict, judge_measurement, judge_queries};
 pub use measure::{QueryError, error_measurement, measure, resolve_query};
 pub use metric::{Check, SpecError, SpecProblem, ValidatedAnalysis, ValidatedMetric};
 pub use provider::{
