@@ -1,3 +1,4 @@
-//! End-to-end support: the mesh simulator and scenario helpers.
+//! End-to-end support: the mesh simulator, the release demo and scenario helpers.
 
+pub mod demo;
 pub mod mesh;

@@ -1,0 +1,440 @@
+//! The harness of the metric-analysis scenarios: one namespace per scenario with its own mesh
+//! simulator (registered with the local Prometheus), its own Sluice controller (in-process,
+//! watching only that namespace), the invariant monitor of `sluice-tests`, and the demo's
+//! manifests as the starting point of every fixture.
+//!
+//! Guarantees of [`run`]:
+//! - it fails, never skips, when `KUBECONFIG`, `SLUICE_PROMETHEUS_URL` or
+//!   `SLUICE_PROMETHEUS_TARGETS_DIR` is missing, saying how to start the cluster;
+//! - the scenario starts with the first version Healthy and Prometheus scraping the simulator;
+//! - every wait follows watch events, bounded by [`WAIT`];
+//! - on failure it prints the progress lines, the Rollout, every AnalysisRun with its
+//!   measurements, the VirtualService, the namespace's state and the monitor's timeline;
+//! - the scenario fails if the invariant monitor found a violation;
+//! - the Rollout is deleted while the controller runs (its finalizer puts traffic back), then
+//!   the controller and the simulator stop, then the namespace is deleted.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use sluice_crds::{AnalysisRun, Rollout};
+use sluice_e2e::demo::manifests::{self, DEMO_YAML, Manifests, Target, Version};
+use sluice_e2e::demo::progress::Printer;
+use sluice_e2e::demo::watch::{Watch, virtual_service_resource};
+use sluice_e2e::demo::world::{HASH_LABEL, World};
+use sluice_e2e::demo::{progress, prometheus};
+use sluice_e2e::mesh;
+use sluice_tests::controller::InProcessController;
+use sluice_tests::monitor::{Monitor, Report};
+use tokio::time::Instant;
+
+/// Longest wait for one condition.
+pub const WAIT: Duration = Duration::from_secs(90);
+/// Requests per second the simulator sends to the service (a modest load: tests run in
+/// parallel on two cores).
+const RPS: &str = "100";
+/// The analysis label Sluice puts on a run: `step-<index>` or `background`.
+const KIND_LABEL: &str = "sluice.dev/analysis";
+
+const HOW_TO_START: &str =
+    "start the local cluster first: `e2e/cluster up && source .cache/run/cluster.env`";
+
+fn env(name: &str) -> Result<String> {
+    std::env::var(name).with_context(|| format!("{name} is not set; {HOW_TO_START}"))
+}
+
+/// A running scenario.
+pub struct Scenario {
+    pub client: kube::Client,
+    pub ns: String,
+    pub controller: InProcessController,
+    pub watch: Watch,
+    pub manifests: Manifests,
+    pub target: Target,
+    printer: Printer,
+    lines: Vec<String>,
+}
+
+/// The demo's manifests for a scenario: 100 requests per second, 2 replicas, short steps
+/// (`setWeight 20, pause 4s, setWeight 50, pause 4s`) with the demo's background analysis from
+/// step 1, and 1 s scale-down delays.
+pub fn base(prometheus: &str) -> Result<Manifests> {
+    let mut m = Manifests::parse(DEMO_YAML, prometheus)?;
+    for object in &mut m.objects {
+        if object["kind"] == "VirtualService" {
+            object["metadata"]["annotations"]["sim.sluice.dev/rps"] = json!(RPS);
+        }
+    }
+    let mut rollout = m.rollout().clone();
+    rollout["spec"]["replicas"] = json!(2);
+    let canary = &mut rollout["spec"]["strategy"]["canary"];
+    canary["scaleDownDelaySeconds"] = json!(1);
+    canary["abortScaleDownDelaySeconds"] = json!(1);
+    canary["steps"] = json!([
+        {"setWeight": 20}, {"pause": {"duration": "4s"}},
+        {"setWeight": 50}, {"pause": {"duration": "4s"}},
+    ]);
+    m.set_rollout(rollout);
+    Ok(m)
+}
+
+/// Changes the Rollout's canary strategy field `field` (e.g. `steps`, `analysis`).
+pub fn set_canary(m: &mut Manifests, field: &str, value: Value) {
+    let mut rollout = m.rollout().clone();
+    rollout["spec"]["strategy"]["canary"][field] = value;
+    m.set_rollout(rollout);
+}
+
+/// The demo template's metric `name`, to copy and change.
+pub fn demo_metric(m: &Manifests, name: &str) -> Result<Value> {
+    m.objects
+        .iter()
+        .filter(|o| o["kind"] == "AnalysisTemplate")
+        .flat_map(|t| t["spec"]["metrics"].as_array().cloned().unwrap_or_default())
+        .find(|metric| metric["name"] == name)
+        .with_context(|| format!("the demo template has no metric {name}"))
+}
+
+/// Adds an AnalysisTemplate `name` with the demo template's arguments and `metrics`.
+pub fn add_template(m: &mut Manifests, name: &str, metrics: Vec<Value>) {
+    m.objects.push(json!({
+        "apiVersion": sluice_crds::API_VERSION,
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": name},
+        "spec": {
+            "args": [{"name": "service"}, {"name": "namespace"}, {"name": "prometheus"}],
+            "metrics": metrics,
+        },
+    }));
+}
+
+/// The analysis block (for a step or the background) using `template` with the demo's
+/// arguments.
+pub fn analysis(m: &Manifests, template: &str) -> Value {
+    let args = m.rollout()["spec"]["strategy"]["canary"]["analysis"]["args"].clone();
+    json!({"templates": [{"templateName": template}], "args": args})
+}
+
+/// Runs `body` as a scenario in a fresh namespace `<prefix>*` with the manifests `fixture`
+/// makes from [`base`]. See the module docs.
+pub async fn run(
+    prefix: &str,
+    fixture: impl FnOnce(&mut Manifests) -> Result<()>,
+    body: impl AsyncFnOnce(&mut Scenario) -> Result<()>,
+) -> Result<()> {
+    let prometheus = env("SLUICE_PROMETHEUS_URL")?;
+    let targets = PathBuf::from(env("SLUICE_PROMETHEUS_TARGETS_DIR")?);
+    env("KUBECONFIG")?;
+    let mut manifests = base(&prometheus)?;
+    fixture(&mut manifests)?;
+    let client = sluice_tests::client().await?;
+    let namespaces = client.clone();
+    sluice_tests::with_namespace(&namespaces, prefix, move |ns| async move {
+        let mesh = start_mesh(&ns, targets, &prometheus).await?;
+        let monitor = Monitor::start(&client, &ns).await?;
+        let started = Scenario::start(&client, &ns, manifests, &prometheus).await;
+        let mut s = match started {
+            Ok(s) => s,
+            Err(e) => {
+                sluice_tests::dump::print(&client, &ns).await;
+                return Err(e);
+            }
+        };
+        let outcome = body(&mut s).await;
+        let report = monitor.finish().await;
+        let checked = check(outcome, report);
+        if checked.is_err() {
+            eprintln!("{}", s.dump().await);
+        }
+        let torn_down = s.tear_down().await;
+        let stopped = mesh.shutdown().await.context("stopping the mesh simulator");
+        checked.and(torn_down).and(stopped)
+    })
+    .await
+}
+
+/// The scenario's outcome, failed too when the monitor found a violation.
+fn check(outcome: Result<()>, report: Result<Report>) -> Result<()> {
+    let report = report.context("the invariant monitor")?;
+    eprintln!("{}", report.summary());
+    if outcome.is_err() || !report.violations.is_empty() {
+        eprintln!("monitor timeline:\n{}", report.timeline());
+    }
+    outcome?;
+    if !report.violations.is_empty() {
+        let list: Vec<String> = report.violations.iter().map(|v| format!("{v:?}")).collect();
+        bail!(
+            "the invariant monitor found violations:\n{}",
+            list.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// Starts the simulator for `ns` on a free port and waits until Prometheus scrapes it.
+async fn start_mesh(ns: &str, targets: PathBuf, prometheus_url: &str) -> Result<mesh::Handle> {
+    let config = mesh::Config {
+        namespace: Some(ns.to_owned()),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        register_dir: Some(targets),
+        ..mesh::Config::default()
+    };
+    let handle = mesh::run(config)
+        .await
+        .context("starting the mesh simulator")?;
+    let instance = handle.local_addr().to_string();
+    sluice_tests::eventually(
+        Duration::from_secs(30),
+        "Prometheus scrapes the simulator",
+        || {
+            let instance = instance.clone();
+            async move {
+                Ok(prometheus::scrapes(prometheus_url, &instance)
+                    .await?
+                    .then_some(()))
+            }
+        },
+    )
+    .await?;
+    Ok(handle)
+}
+
+impl Scenario {
+    /// Applies the manifests, starts the controller and waits for the first version and for
+    /// Prometheus to see its traffic.
+    async fn start(
+        client: &kube::Client,
+        ns: &str,
+        manifests: Manifests,
+        prometheus_url: &str,
+    ) -> Result<Self> {
+        let target = manifests.target()?;
+        manifests::apply_all(client, ns, &manifests.objects).await?;
+        let controller = InProcessController::start(client, ns);
+        let watch = Watch::start(client, ns, &target);
+        let mut s = Self {
+            client: client.clone(),
+            ns: ns.to_owned(),
+            controller,
+            watch,
+            manifests,
+            target,
+            printer: Printer::new(Instant::now()),
+            lines: Vec::new(),
+        };
+        s.wait("the first version is released", |w| {
+            w.stable_hash().is_some_and(|h| w.released(h))
+        })
+        .await?;
+        prometheus::wait_for_traffic(prometheus_url, ns, Duration::from_secs(60)).await?;
+        Ok(s)
+    }
+
+    /// Waits (following watch events) until `cond` holds; fails after [`WAIT`] with the
+    /// progress so far.
+    pub async fn wait(&mut self, what: &str, mut cond: impl FnMut(&World) -> bool) -> Result<()> {
+        let deadline = Instant::now() + WAIT;
+        while !cond(&self.watch.world) {
+            match self.watch.next(deadline).await {
+                Ok(at) => self.seen(at),
+                Err(e) => bail!(
+                    "{what}: not true after {WAIT:?} ({e}); last progress: {}",
+                    self.lines.last().map_or("-", String::as_str)
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    fn seen(&mut self, at: Instant) {
+        if let Some(line) = self.printer.line(&self.watch.world, at) {
+            println!("[{}] {line}", self.ns);
+            self.lines.push(line);
+        }
+    }
+
+    /// Applies `version` as the Rollout's template; returns its pod-template hash and the
+    /// resourceVersion of the write, once the controller has seen it.
+    pub async fn release(&mut self, version: &Version) -> Result<(String, u64)> {
+        let rollout = version.apply_to(self.manifests.rollout());
+        let applied = manifests::apply(&self.client, &self.ns, &rollout).await?;
+        let generation = applied.metadata.generation;
+        let rv = resource_version(applied.metadata.resource_version.as_deref())?;
+        self.printer.restart(Instant::now());
+        println!("[{}] released {version}", self.ns);
+        self.wait("the controller sees the new template", |w| {
+            w.status().and_then(|s| s.observed_generation) >= generation
+                && w.current_hash().is_some()
+        })
+        .await?;
+        let hash = self.watch.world.current_hash().context("a current hash")?;
+        Ok((hash.to_owned(), rv))
+    }
+
+    /// The stable pod-template hash.
+    pub fn stable(&self) -> Result<String> {
+        self.watch
+            .world
+            .stable_hash()
+            .map(str::to_owned)
+            .context("the Rollout names no stable version")
+    }
+
+    /// The runs of `hash` for `kind` (`background` or `step-<index>`), as last seen.
+    pub fn runs_of(&self, hash: &str, kind: &str) -> Vec<&AnalysisRun> {
+        self.watch
+            .world
+            .runs
+            .values()
+            .filter(|r| {
+                let labels = r.metadata.labels.as_ref();
+                labels.and_then(|l| l.get(HASH_LABEL)).map(String::as_str) == Some(hash)
+                    && labels.and_then(|l| l.get(KIND_LABEL)).map(String::as_str) == Some(kind)
+            })
+            .collect()
+    }
+
+    /// The only run of `hash` for `kind`.
+    pub fn run_of(&self, hash: &str, kind: &str) -> Result<AnalysisRun> {
+        match self.runs_of(hash, kind)[..] {
+            [run] => Ok(run.clone()),
+            ref runs => bail!("expected one {kind} run of {hash}, found {}", runs.len()),
+        }
+    }
+
+    /// The run `name` as stored now (not as last seen by the watch).
+    pub async fn get_run(&self, name: &str) -> Result<AnalysisRun> {
+        let runs: Api<AnalysisRun> = Api::namespaced(self.client.clone(), &self.ns);
+        runs.get(name)
+            .await
+            .with_context(|| format!("reading AnalysisRun {name}"))
+    }
+
+    /// Promotes past a pause (what `kubectl sluice promote` does): clears the pause conditions.
+    pub async fn promote(&self) -> Result<()> {
+        let rollouts: Api<Rollout> = Api::namespaced(self.client.clone(), &self.ns);
+        let patch = json!({"status": {"pauseConditions": null}});
+        rollouts
+            .patch_status(
+                &self.target.rollout,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .context("promoting")?;
+        Ok(())
+    }
+
+    /// Sets `annotations` on the running pods of `hash` (the simulator reads behaviour from the
+    /// pods, so this changes how the version answers without a new template).
+    pub async fn annotate_pods(&self, hash: &str, annotations: Value) -> Result<usize> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let list = pods
+            .list(&ListParams::default().labels(&format!("{HASH_LABEL}={hash}")))
+            .await?;
+        let patch = json!({"metadata": {"annotations": annotations}});
+        for pod in &list.items {
+            let name = pod.metadata.name.as_deref().unwrap_or_default();
+            pods.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .with_context(|| format!("annotating pod {name}"))?;
+        }
+        Ok(list.items.len())
+    }
+
+    /// Deletes the Rollout while the controller runs, then stops the controller.
+    async fn tear_down(&mut self) -> Result<()> {
+        self.controller.resume();
+        let rollouts: Api<Rollout> = Api::namespaced(self.client.clone(), &self.ns);
+        let name = self.target.rollout.clone();
+        let deleted = rollouts.delete(&name, &Default::default()).await;
+        let gone = match deleted {
+            Ok(_) => {
+                self.wait("the Rollout is finalized and gone", |w| w.rollout.is_none())
+                    .await
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e).context("deleting the Rollout"),
+        };
+        if gone.is_err() {
+            let patch = json!({"metadata": {"finalizers": null}});
+            let _ = rollouts
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await;
+        }
+        let stopped = self.controller.stop().await;
+        gone.and(stopped)
+    }
+
+    /// The progress lines, the Rollout, the runs with their measurements, the VirtualService
+    /// and the namespace's state.
+    pub async fn dump(&self) -> String {
+        let mut out = format!("===== scenario {} =====\n--- progress\n", self.ns);
+        for line in &self.lines {
+            let _ = writeln!(out, "{line}");
+        }
+        out.push_str("--- AnalysisRuns (measurements oldest first)\n");
+        let runs: Api<AnalysisRun> = Api::namespaced(self.client.clone(), &self.ns);
+        match runs.list(&ListParams::default()).await {
+            Ok(list) => list.items.iter().for_each(|r| describe_run(&mut out, r)),
+            Err(e) => {
+                let _ = writeln!(out, "cannot list: {e}");
+            }
+        }
+        let vs: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.ns, &virtual_service_resource());
+        let spec = vs
+            .get(&self.target.virtual_service)
+            .await
+            .map(|o| o.data["spec"].clone());
+        let _ = writeln!(out, "--- VirtualService spec: {spec:?}");
+        out.push_str(&sluice_tests::dump::namespace(&self.client, &self.ns).await);
+        out
+    }
+}
+
+fn describe_run(out: &mut String, run: &AnalysisRun) {
+    let status = run.status.clone().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{} {:?}: {}",
+        run.metadata.name.as_deref().unwrap_or_default(),
+        status.phase,
+        status.message.unwrap_or_default()
+    );
+    for r in &status.metric_results {
+        let _ = writeln!(
+            out,
+            "  metric {} {:?}: {}",
+            r.name,
+            r.phase,
+            r.message.clone().unwrap_or_default()
+        );
+        for m in &r.measurements {
+            let _ = writeln!(
+                out,
+                "    {:?} {} value={} {}",
+                m.started_at.as_ref().map(|t| t.0),
+                progress::verdict(Some(m.phase)),
+                m.value.as_deref().unwrap_or("-"),
+                m.message.as_deref().unwrap_or("")
+            );
+        }
+    }
+}
+
+fn resource_version(rv: Option<&str>) -> Result<u64> {
+    rv.and_then(|v| v.parse().ok())
+        .context("a write without a numeric resourceVersion")
+}
+
+/// A version of the demo service.
+pub fn version(image: &str, error_rate: f64, latency_ms: f64) -> Version {
+    Version::new(image, error_rate, latency_ms)
+}
