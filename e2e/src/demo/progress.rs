@@ -2,7 +2,7 @@
 //! changes. Pure: a [`World`] in, text out.
 //!
 //! ```text
-//!  +6.2s  Progressing  step 1/4  canary 20% verified  mesh 80/20  pods 4+1  background analysis Running: success-rate 0.9989 ok, p95-latency-ms 47.5 ok
+//!  +6.2s  Paused  step 1/4  canary 20% verified  mesh 80/20  pods 4+1  background analysis Running: success-rate 0.9989 ok (#2), p95-latency-ms 87.5 ok (#2)
 //! ```
 
 use std::fmt::{self, Write};
@@ -13,12 +13,13 @@ use tokio::time::Instant;
 
 use super::world::{RunRole, World, latest, metric_results, run_phase};
 
-/// The newest measurement of one metric.
+/// The newest measurement of one metric, and how many were taken.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetricProgress {
     pub name: String,
     pub value: Option<String>,
     pub phase: Option<AnalysisPhase>,
+    pub taken: i32,
 }
 
 /// One run named in the Rollout status.
@@ -84,6 +85,7 @@ fn runs(world: &World) -> Vec<RunProgress> {
                             name: r.name.clone(),
                             value: latest(r).and_then(|m| m.value.clone()),
                             phase: latest(r).map(|m| m.phase),
+                            taken: r.successful + r.failed + r.inconclusive + r.error,
                         })
                         .collect()
                 }),
@@ -130,7 +132,13 @@ impl fmt::Display for RunProgress {
             .filter(|m| m.value.is_some() || m.phase.is_some())
         {
             let value = m.value.as_deref().map_or("-".to_owned(), short_value);
-            write!(f, "{sep} {} {value} {}", m.name, verdict(m.phase))?;
+            write!(
+                f,
+                "{sep} {} {value} {} (#{})",
+                m.name,
+                verdict(m.phase),
+                m.taken
+            )?;
             sep = ',';
         }
         Ok(())
@@ -268,17 +276,19 @@ mod tests {
                     name: "success-rate".into(),
                     value: Some("[0.70123]".into()),
                     phase: Some(AnalysisPhase::Failed),
+                    taken: 3,
                 },
                 MetricProgress {
                     name: "p95".into(),
                     value: None,
                     phase: None,
+                    taken: 0,
                 },
             ],
         };
         assert_eq!(
             run.to_string(),
-            "background analysis Failed: success-rate 0.7012 FAILED"
+            "background analysis Failed: success-rate 0.7012 FAILED (#3)"
         );
     }
 }
