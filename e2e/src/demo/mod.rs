@@ -93,55 +93,53 @@ pub fn say(text: &str) {
 pub async fn run(client: &kube::Client, config: &Config) -> Result<DemoReport, DemoError> {
     let manifests = Manifests::parse(&config.manifests, &config.prometheus_url)?;
     let target = manifests.target()?;
-    let mut watch = prepare(client, config, &manifests, &target).await?;
-    let mut printer = Printer::new(Instant::now());
-    say(&format!("releasing a GOOD version: {}", config.good));
-    let good = follow(
+    let watch = prepare(client, config, &manifests, &target).await?;
+    let mut session = Session {
         client,
         config,
-        &manifests,
-        &mut watch,
-        &mut printer,
-        &config.good,
-    )
-    .await?;
-    outcome("good release", &good);
+        manifests: &manifests,
+        watch,
+        printer: Printer::new(Instant::now()),
+    };
+    say(&format!("releasing a GOOD version: {}", config.good));
+    let good = session.release(&config.good, "good release").await?;
     let mut bad = Vec::new();
     for attempt in 1..=config.bad_runs {
         if attempt > 1 {
-            restore(client, config, &manifests, &mut watch, &mut printer).await?;
+            say(&format!(
+                "restoring the good template {} (fast-track back to stable)",
+                config.good.image
+            ));
+            session.release(&config.good, "restore").await?;
         }
-        let counter = if config.bad_runs > 1 {
-            format!(" ({attempt} of {})", config.bad_runs)
-        } else {
-            String::new()
-        };
-        say(&format!("releasing a BAD version{counter}: {}", config.bad));
-        let report = follow(
-            client,
-            config,
-            &manifests,
-            &mut watch,
-            &mut printer,
-            &config.bad,
-        )
-        .await?;
-        outcome("bad release", &report);
-        bad.push(report);
+        say(&bad_headline(config, attempt));
+        bad.push(session.release(&config.bad, "bad release").await?);
     }
-    // Only printed with the figures: not worth failing a finished demo over.
-    let scrape_interval = prometheus::scrape_interval(&config.prometheus_url)
-        .await
-        .unwrap_or_else(|error| {
-            tracing::warn!(%error, "cannot read the scrape interval");
-            None
-        });
     Ok(DemoReport {
         good,
         bad,
         analysis_intervals: manifests.analysis_intervals(),
-        scrape_interval,
+        scrape_interval: scrape_interval(config).await,
     })
+}
+
+fn bad_headline(config: &Config, attempt: u32) -> String {
+    let counter = if config.bad_runs > 1 {
+        format!(" ({attempt} of {})", config.bad_runs)
+    } else {
+        String::new()
+    };
+    format!("releasing a BAD version{counter}: {}", config.bad)
+}
+
+/// Only printed with the figures: not worth failing a finished demo over.
+async fn scrape_interval(config: &Config) -> Option<Duration> {
+    prometheus::scrape_interval(&config.prometheus_url)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot read the scrape interval");
+            None
+        })
 }
 
 /// Clears an earlier run, applies the manifests, waits for the first version and for
@@ -153,20 +151,7 @@ async fn prepare(
     target: &Target,
 ) -> Result<Watch, DemoError> {
     let ns = config.namespace.as_str();
-    setup::ensure_namespace(client, ns).await?;
-    if setup::clear_previous_run(client, ns, target, config.release_timeout).await? {
-        say(&format!(
-            "cleared what an earlier run left in namespace {ns}"
-        ));
-    }
-    say(&format!(
-        "applying e2e/manifests/demo.yaml in namespace {ns} (server-side apply, field manager {})",
-        manifests::FIELD_MANAGER
-    ));
-    for object in &manifests.objects {
-        println!("  {}", manifests::describe(object));
-    }
-    manifests::apply_all(client, ns, &manifests.objects).await?;
+    apply_afresh(client, config, manifests, target).await?;
     let mut watch = Watch::start(client, ns, target);
     say(&format!(
         "waiting for the first version to be Healthy: {}",
@@ -184,49 +169,66 @@ async fn prepare(
     say("waiting for Prometheus to see the simulated traffic");
     prometheus::wait_for_traffic(&config.prometheus_url, ns, config.release_timeout).await?;
     println!(
-        "  Prometheus sees requests to {} in namespace {ns}",
+        "  Prometheus sees requests to {} in {ns}",
         target.stable_service
     );
     Ok(watch)
 }
 
-async fn follow(
+/// Deletes what an earlier run left and applies every manifest.
+async fn apply_afresh(
     client: &kube::Client,
     config: &Config,
     manifests: &Manifests,
-    watch: &mut Watch,
-    printer: &mut Printer,
-    version: &Version,
-) -> Result<ReleaseReport, DemoError> {
+    target: &Target,
+) -> Result<(), DemoError> {
     let ns = config.namespace.as_str();
-    let report = release::release(
-        client,
-        ns,
-        manifests.rollout(),
-        version,
-        watch,
-        printer,
-        config.release_timeout,
-    )
-    .await?;
-    Ok(report)
+    setup::ensure_namespace(client, ns).await?;
+    if setup::clear_previous_run(client, ns, target, config.release_timeout).await? {
+        say(&format!(
+            "cleared what an earlier run left in namespace {ns}"
+        ));
+    }
+    say(&format!(
+        "applying e2e/manifests/demo.yaml in namespace {ns} (server-side apply, field manager {})",
+        manifests::FIELD_MANAGER
+    ));
+    for object in &manifests.objects {
+        println!("  {}", manifests::describe(object));
+    }
+    manifests::apply_all(client, ns, &manifests.objects).await?;
+    Ok(())
 }
 
-/// Puts the good template back after an abort; Sluice goes straight back to it (it is stable).
-async fn restore(
-    client: &kube::Client,
-    config: &Config,
-    manifests: &Manifests,
-    watch: &mut Watch,
-    printer: &mut Printer,
-) -> Result<(), DemoError> {
-    say(&format!(
-        "restoring the good template {} (fast-track back to stable)",
-        config.good.image
-    ));
-    let report = follow(client, config, manifests, watch, printer, &config.good).await?;
-    outcome("restore", &report);
-    Ok(())
+/// What every release of one demo run shares.
+struct Session<'a> {
+    client: &'a kube::Client,
+    config: &'a Config,
+    manifests: &'a Manifests,
+    watch: Watch,
+    printer: Printer,
+}
+
+impl Session<'_> {
+    /// Releases `version` and says how it ended (a restored good template is fast-tracked).
+    async fn release(
+        &mut self,
+        version: &Version,
+        label: &str,
+    ) -> Result<ReleaseReport, DemoError> {
+        let report = release::release(
+            self.client,
+            &self.config.namespace,
+            self.manifests.rollout(),
+            version,
+            &mut self.watch,
+            &mut self.printer,
+            self.config.release_timeout,
+        )
+        .await?;
+        outcome(label, &report);
+        Ok(report)
+    }
 }
 
 fn outcome(label: &str, report: &ReleaseReport) {
