@@ -300,6 +300,129 @@ pub fn rollout_of(run: &AnalysisRun) -> Option<&str> {
 mod tests {
     use super::*;
 
+    fn template(metric: &str, args: serde_json::Value) -> (String, AnalysisTemplateSpec) {
+        let spec = serde_json::from_value(serde_json::json!({
+            "args": args,
+            "metrics": [{"name": metric, "successCondition": "result[0] > 0",
+                         "provider": {"prometheus": {"address": "http://p:9090", "query": "up"}}}]
+        }))
+        .expect("template spec");
+        (format!("t-{metric}"), spec)
+    }
+
+    fn request_parts() -> (Rollout, RolloutAnalysis, Owner) {
+        let rollout: Rollout = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sluice.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}},
+                     "strategy": {"canary": {}}}
+        }))
+        .expect("rollout");
+        let analysis: RolloutAnalysis = serde_json::from_value(serde_json::json!({
+            "templates": [{"templateName": "a"}, {"templateName": "b", "clusterScope": true}],
+            "args": [
+                {"name": "service", "value": "web-canary"},
+                {"name": "ns", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "stable", "valueFrom": {"podTemplateHashValue": "Stable"}},
+                {"name": "token", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "t"}}}
+            ]
+        }))
+        .expect("analysis");
+        let owner = Owner {
+            api_version: "sluice.dev/v1alpha1".into(),
+            kind: "Rollout".into(),
+            name: "web".into(),
+            namespace: "shop".into(),
+            uid: "u".into(),
+        };
+        (rollout, analysis, owner)
+    }
+
+    #[test]
+    fn templates_merge_into_one_run_with_every_argument_resolved() {
+        let (rollout, analysis, owner) = request_parts();
+        let req = RunRequest {
+            name: "web-abc-bg-1",
+            kind: RunKind::Background,
+            analysis: &analysis,
+            rollout: &rollout,
+            owner: &owner,
+            stable_hash: Some("s1"),
+            latest_hash: "abc",
+        };
+        let a = template(
+            "success",
+            serde_json::json!([{"name": "service"}, {"name": "ns"}]),
+        );
+        let b = template(
+            "latency",
+            serde_json::json!([{"name": "stable"}, {"name": "token"}, {"name": "window", "value": "1m"}]),
+        );
+        let spec = merge(&[a, b], &req).expect("merged");
+        let names: Vec<&str> = spec.metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["success", "latency"]);
+        let value = |n: &str| {
+            spec.args
+                .iter()
+                .find(|a| a.name == n)
+                .and_then(|a| a.value.clone())
+        };
+        assert_eq!(value("service").as_deref(), Some("web-canary"));
+        assert_eq!(
+            value("ns").as_deref(),
+            Some("shop"),
+            "fieldRef read from the Rollout"
+        );
+        assert_eq!(
+            value("stable").as_deref(),
+            Some("s1"),
+            "podTemplateHashValue resolved"
+        );
+        assert_eq!(
+            value("window").as_deref(),
+            Some("1m"),
+            "template default kept"
+        );
+        let token = spec
+            .args
+            .iter()
+            .find(|a| a.name == "token")
+            .expect("token arg");
+        assert!(
+            token.value.is_none(),
+            "a secret is never copied into the run"
+        );
+        assert!(matches!(token.value_from, Some(ValueFrom::SecretKeyRef(_))));
+    }
+
+    #[test]
+    fn a_duplicate_metric_or_a_missing_argument_is_an_error_naming_it() {
+        let (rollout, analysis, owner) = request_parts();
+        let req = RunRequest {
+            name: "web-abc-0-1",
+            kind: RunKind::Step(0),
+            analysis: &analysis,
+            rollout: &rollout,
+            owner: &owner,
+            stable_hash: None,
+            latest_hash: "abc",
+        };
+        let a = template(
+            "success",
+            serde_json::json!([{"name": "stable"}, {"name": "unset"}]),
+        );
+        let b = template("success", serde_json::json!([]));
+        let err = merge(&[a, b], &req).expect_err("invalid").to_string();
+        assert!(err.contains("metric \"success\""), "{err}");
+        assert!(err.contains("argument \"unset\" has no value"), "{err}");
+        assert!(
+            err.contains("argument \"stable\": no stable version yet"),
+            "{err}"
+        );
+        assert!(err.contains("step-0"), "{err}");
+    }
+
     #[test]
     fn field_paths_reach_names_labels_and_numbers() {
         let rollout: Rollout = serde_json::from_value(serde_json::json!({

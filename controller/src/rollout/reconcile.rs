@@ -57,6 +57,11 @@ impl Error {
             Error::Finalizer(kube::Error::Api(e)) if e.code == 409 || e.code == 422 => "Conflict",
             Error::Status(_) | Error::Finalizer(_) => "ApiError",
             Error::Finalize(finalizer::FinalizeError::Traffic(e)) => e.category(),
+            Error::Finalize(finalizer::FinalizeError::Api(kube::Error::Api(e)))
+                if e.code == 409 || e.code == 422 =>
+            {
+                "Conflict"
+            }
             Error::Finalize(finalizer::FinalizeError::Api(_)) => "ApiError",
         }
     }

@@ -276,7 +276,30 @@ fn run_steps(
     o: &Observed,
     d: &mut Draft,
     stable: &ReplicaSetView,
+    out: Outcome,
+) -> Outcome {
+    // The background run's writes (creating or terminating it) come after the steps' own, so
+    // they never make a step look unfinished; an abort drops them with everything else.
+    let mut background_writes = Vec::new();
+    let out = walk_steps(r, c, o, d, stable, out, &mut background_writes);
+    if !out.abort {
+        for intent in background_writes {
+            if !d.intents.contains(&intent) {
+                d.push(intent);
+            }
+        }
+    }
+    out
+}
+
+fn walk_steps(
+    r: &ValidatedRollout,
+    c: &Canary,
+    o: &Observed,
+    d: &mut Draft,
+    stable: &ReplicaSetView,
     mut out: Outcome,
+    background_writes: &mut Vec<Intent>,
 ) -> Outcome {
     let mut index = out.current_step_index.unwrap_or(0).min(c.steps.len());
     let entry = index;
@@ -285,8 +308,18 @@ fn run_steps(
         // The background run is checked once per pass, at the first step it covers.
         if !background_checked && c.background_analysis.is_some_and(|start| index >= start) {
             background_checked = true;
-            if let Some(failure) = background(r, c, o, d, &mut out, index) {
+            let mut scratch = Draft {
+                now: d.now,
+                intents: Vec::new(),
+                wake_at: None,
+            };
+            let failure = background(r, c, o, &mut scratch, &mut out, index);
+            if let Some(failure) = failure {
                 return abort_for(r, c, o, d, stable, out, failure);
+            }
+            background_writes.extend(scratch.intents);
+            if let Some(at) = scratch.wake_at {
+                d.wake(at);
             }
         }
         if out.promote_full || index >= c.steps.len() {
