@@ -327,3 +327,79 @@ async fn given_an_invalid_spec_then_the_run_errors_naming_every_problem_and_is_n
     })
     .await
 }
+
+/// An SLO judge metric over constant counts: `total` is 1000 requests in every window (the
+/// `{{args.window}}` substitution is exercised on a series Prometheus always has), `errors`
+/// is 0 or 500. With a 99% objective, 0 errors burn 0x (pass) and 500 burn 50x, above 14.4x on
+/// both windows (fail): the verdicts do not depend on timing or traffic.
+fn slo_metric(s: &AnalysisScenario, name: &str, errors: u32) -> serde_json::Value {
+    json!({
+        "name": name,
+        "count": 1,
+        "failureLimit": 0,
+        "judge": {"slo": {
+            "objective": 99,
+            "canary": {
+                "errorsQuery": format!("vector({errors})"),
+                "totalQuery": "sum(count_over_time(up{job=\"prometheus\"}[{{args.window}}])) * 0 + 1000",
+            },
+            "windows": [{"long": "1h", "short": "5m", "burnRate": 14.4}],
+        }},
+        "provider": {"prometheus": {"address": s.prometheus}},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_judge_metric_when_measured_then_the_measurement_carries_the_judges_verdict_value_and_message()
+-> Result<()> {
+    analysis::run("it-analysis-judge-", async |s| {
+        let metrics = vec![
+            slo_metric(s, "slo-ok", 0),
+            slo_metric(s, "slo-burning", 500),
+        ];
+        s.create(&analysis_run("judge", metrics, vec![])?).await?;
+        let run = s.wait_completed("judge").await?;
+        ensure!(phase(&run) == Some(AnalysisPhase::Failed), "{run:#?}");
+        ensure!(message(&run).contains("slo-burning"), "{}", message(&run));
+        let cases = [
+            (
+                "slo-ok",
+                AnalysisPhase::Successful,
+                "0",
+                "pass",
+                "no window pair burning too fast",
+            ),
+            (
+                "slo-burning",
+                AnalysisPhase::Failed,
+                "3.472",
+                "fail",
+                "50x/50x vs 14.4x FIRING",
+            ),
+        ];
+        for (name, expected, value, decision, said) in cases {
+            let taken = measurements(&run, name);
+            ensure!(taken.len() == 1, "{name}: one measurement: {taken:#?}");
+            let m = &taken[0];
+            ensure!(m.phase == expected, "{name}: {m:#?}");
+            ensure!(m.value.as_deref() == Some(value), "{name}: value: {m:#?}");
+            let text = m.message.as_deref().unwrap_or("");
+            ensure!(
+                text.contains(said) && !text.contains("not implemented"),
+                "{name}: the judge's message: {text}"
+            );
+            let meta = |k: &str| m.metadata.get(k).map(String::as_str);
+            ensure!(meta("judge") == Some("slo"), "{name}: {m:#?}");
+            ensure!(meta("judgeDecision") == Some(decision), "{name}: {m:#?}");
+            let queries = resolved_query(m).unwrap_or("");
+            for window in ["[3600s]", "[300s]"] {
+                ensure!(
+                    queries.contains(window),
+                    "{name}: window substituted: {queries}"
+                );
+            }
+        }
+        Ok(())
+    })
+    .await
+}

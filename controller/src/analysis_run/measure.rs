@@ -7,6 +7,10 @@
 //! an API error reading a Secret fails the whole step, so the reconcile backs off and measures
 //! later instead of recording an error that is not the metric's.
 //!
+//! A metric with a judge sends the judge's queries instead of its own (`judge_queries`; the
+//! sequential judge's window is the run's age, from `status.startedAt`), all through the same
+//! cached provider, and records `judge_measurement` of the answers.
+//!
 //! # Times
 //! The API keeps whole seconds, so measurement times are rounded down to the second before
 //! they are recorded: the status written is then exactly the status the next reconcile (or the
@@ -20,10 +24,11 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, SubsecRound, Utc};
 use futures::future::join_all;
 use sluice_analysis::{
-    ConfigError, MetricProvider, PrometheusConfig, PrometheusProvider, QueryError, ValidatedMetric,
-    error_measurement, measure, resolve_query, secret_refs,
+    Check, ConfigError, MetricProvider, PrometheusConfig, PrometheusProvider, QueryError,
+    ValidatedMetric, error_measurement, judge_measurement, judge_queries, measure, resolve_query,
+    secret_refs, time::from_api,
 };
-use sluice_crds::{AnalysisRun, Measurement};
+use sluice_crds::{AnalysisRun, Measurement, judge::Judge};
 
 use super::Context;
 use super::secrets::{self, ResolvedArgs, Secrets};
@@ -42,9 +47,10 @@ pub async fn measure_due(
     let secrets = secrets::read(&ctx.client, namespace, secret_names(run, due)).await?;
     let args = secrets::resolve_args(&run.spec.args, &secrets);
     let started = round_down(now);
+    let run_age = run_age(run, now);
     let measurements = due
         .iter()
-        .map(|metric| measure_one(ctx, metric, &args, &secrets, started));
+        .map(|metric| measure_one(ctx, metric, &args, &secrets, started, run_age));
     Ok(join_all(measurements).await)
 }
 
@@ -67,7 +73,11 @@ async fn measure_one(
     args: &ResolvedArgs,
     secrets: &Secrets,
     started: DateTime<Utc>,
+    run_age: std::time::Duration,
 ) -> Measurement {
+    if let Check::Judge(judge) = metric.check() {
+        return measure_judge(ctx, metric, judge, args, secrets, started, run_age).await;
+    }
     let query = match resolve_query(metric, &args.args) {
         Ok(query) => query,
         Err(e) => {
@@ -83,6 +93,47 @@ async fn measure_one(
         }
     };
     mask(measurement, args)
+}
+
+/// A judge metric: its queries fetched with the metric's (cached) provider, the answers judged.
+async fn measure_judge(
+    ctx: &Context,
+    metric: &ValidatedMetric,
+    judge: &Judge,
+    args: &ResolvedArgs,
+    secrets: &Secrets,
+    started: DateTime<Utc>,
+    run_age: std::time::Duration,
+) -> Measurement {
+    let queries = match judge_queries(judge, &args.args, run_age) {
+        Ok(queries) => queries,
+        Err(e) => {
+            let message = args.explain(format!("judge: {e}"), Some(&e));
+            return mask(error_measurement(message, None, started, finished()), args);
+        }
+    };
+    let measurement = match provider(ctx, metric, args, secrets) {
+        Err(message) => {
+            let shown: Vec<&str> = queries.iter().map(|q| q.query.display.as_str()).collect();
+            error_measurement(message, Some(&shown.join("\n")), started, finished())
+        }
+        Ok(provider) => {
+            let now = Utc::now();
+            let answers = join_all(queries.iter().map(|q| provider.fetch(&q.query, now))).await;
+            judge_measurement(metric, judge, &queries, &answers, started, finished())
+        }
+    };
+    mask(measurement, args)
+}
+
+/// Time since the run started (its `status.startedAt`; zero on the first measurement), which
+/// the sequential judge's counts cover.
+fn run_age(run: &AnalysisRun, now: DateTime<Utc>) -> std::time::Duration {
+    run.status
+        .as_ref()
+        .and_then(|s| s.started_at.as_ref())
+        .and_then(|t| (now - from_api(t)).to_std().ok())
+        .unwrap_or_default()
 }
 
 /// The metric's provider (from the cache), or why there is none.
@@ -149,6 +200,34 @@ mod tests {
         let whole = DateTime::from_timestamp(1_790_000_000, 0).expect("time");
         assert_eq!(round_down(t), whole);
         assert_eq!(round_down(whole), whole);
+    }
+
+    #[test]
+    fn the_run_age_counts_from_the_runs_start_and_is_zero_before_it() {
+        let now = DateTime::from_timestamp(1_790_000_100, 0).expect("time");
+        let mut run: AnalysisRun = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sluice.dev/v1alpha1",
+            "kind": "AnalysisRun",
+            "metadata": {"name": "r"},
+            "spec": {"metrics": []},
+        }))
+        .expect("run");
+        assert_eq!(run_age(&run, now), std::time::Duration::ZERO);
+        run.status = Some(sluice_crds::AnalysisRunStatus {
+            started_at: Some(sluice_analysis::time::to_api(
+                DateTime::from_timestamp(1_790_000_000, 0).expect("time"),
+            )),
+            ..Default::default()
+        });
+        assert_eq!(run_age(&run, now), std::time::Duration::from_secs(100));
+        // A start in the future (clock skew between controllers) is no age, not a panic.
+        assert_eq!(
+            run_age(
+                &run,
+                DateTime::from_timestamp(1_789_999_000, 0).expect("time")
+            ),
+            std::time::Duration::ZERO
+        );
     }
 
     #[test]
