@@ -53,7 +53,8 @@ pub enum Check {
         /// Holds for a failed measurement.
         failure: Option<Condition>,
     },
-    /// A statistical judge (reserved API; not implemented yet, so such a metric never passes).
+    /// A statistical judge (see [`crate::judge`]); measured through `judge_queries` and
+    /// `judge_measurement`, never through `resolve_query`.
     Judge(Judge),
 }
 

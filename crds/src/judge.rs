@@ -4,10 +4,9 @@
 //! query result against a threshold, it compares the canary against a baseline (or against an
 //! SLO) over samples and returns Pass / Fail / Inconclusive with a reason.
 //!
-//! These shapes are accepted by the API server today so manifests can be written against them,
-//! but the judges themselves are implemented by a later issue (DESIGN section 5). Until then
-//! the controller reports a metric with a judge as an `Error` measurement saying the judge is
-//! not implemented — it never passes. Field names may still change before `v1beta1`.
+//! The judges are implemented in the `sluice-analysis` crate (`judge` module) and the
+//! AnalysisRun controller measures a judge metric by fetching the judge's queries and recording
+//! its verdict. Field names may still change before `v1beta1`.
 //!
 //! Queries use the metric's `provider.prometheus` address, headers and authentication, and
 //! `{{args.*}}` substitution like any other query.

@@ -40,8 +40,8 @@
 //!
 //! `run_age` is the time since the AnalysisRun started: the sequential judge's counts must
 //! cover the whole run (its `{{args.window}}`), never a sliding window. A fetch error is an
-//! `Error` measurement and bad judge settings too; [`resolve_query`](crate::resolve_query)
-//! still answers "not implemented" for judge metrics until the controller branches here.
+//! `Error` measurement and bad judge settings too. The AnalysisRun controller branches here
+//! for judge metrics; [`resolve_query`](crate::resolve_query) refuses them.
 //!
 //! A `Pass` of the sequential judge (the canary is proven within the margin) is reported as
 //! `metadata.judgeDecision: pass`; a controller that wants to promote early can end the run
