@@ -84,11 +84,7 @@ fn first_deploy(r: &ValidatedRollout, c: &Canary, o: &Observed, d: &mut Draft) -
     ensure_scale(r, o, d, hash, r.replicas);
     let mut out = carry(o, None);
     out.current_step_index = Some(c.steps.len());
-    out.pause_conditions.clear();
-    out.controller_pause = false;
-    out.abort = false;
-    out.aborted_at = None;
-    out.promote_full = false;
+    out.start_fresh();
     let ready = o
         .replica_set(hash)
         .is_some_and(|rs| rs.available >= r.replicas);
@@ -123,11 +119,7 @@ fn settle(
     out.background_run = None;
     analysis::terminate_others(o, d, &out);
     out.current_step_index = Some(c.steps.len());
-    out.pause_conditions.clear();
-    out.controller_pause = false;
-    out.abort = false;
-    out.aborted_at = None;
-    out.promote_full = false;
+    out.start_fresh();
     ensure_scale(r, o, d, hash, r.replicas);
     if stable.available > 0 {
         // Stable pods serve: pointing both Services (and subsets) at them is safe at any weight.
@@ -161,11 +153,7 @@ fn progress(
     if o.persisted.current_hash.as_deref() != Some(r.template_hash.as_str()) {
         // A new revision (first canary, or one superseding a canary in flight): start over.
         out.current_step_index = Some(0);
-        out.pause_conditions.clear();
-        out.controller_pause = false;
-        out.abort = false;
-        out.aborted_at = None;
-        out.promote_full = false;
+        out.start_fresh();
         out.step_run = None;
         out.background_run = None;
     }
@@ -308,11 +296,7 @@ fn walk_steps(
         // The background run is checked once per pass, at the first step it covers.
         if !background_checked && c.background_analysis.is_some_and(|start| index >= start) {
             background_checked = true;
-            let mut scratch = Draft {
-                now: d.now,
-                intents: Vec::new(),
-                wake_at: None,
-            };
+            let mut scratch = Draft::new(d.now);
             let failure = background(r, c, o, &mut scratch, &mut out, index);
             if let Some(failure) = failure {
                 return abort_for(r, c, o, d, stable, out, failure);
@@ -353,8 +337,7 @@ fn walk_steps(
             return out;
         }
         index += 1;
-        out.pause_conditions.clear();
-        out.controller_pause = false;
+        out.unpause();
         out.current_step_index = Some(index);
     }
 }
@@ -383,8 +366,7 @@ fn background(
             };
             if pause_done(o, d, out, pause) {
                 out.background_run = None;
-                out.pause_conditions.clear();
-                out.controller_pause = false;
+                out.unpause();
             }
             None
         }
@@ -470,8 +452,7 @@ fn promote(
     mut out: Outcome,
 ) -> Outcome {
     let new = &r.template_hash;
-    out.pause_conditions.clear();
-    out.controller_pause = false;
+    out.unpause();
     ensure_scale(r, o, d, new, r.replicas);
     let available = o.replica_set(new).map_or(0, |rs| rs.available);
     if available < r.replicas {
@@ -514,8 +495,7 @@ fn abort(
     out.abort = true;
     out.aborted_at = Some(aborted_at.unwrap_or(d.now));
     out.current_step_index = Some(0);
-    out.pause_conditions.clear();
-    out.controller_pause = false;
+    out.unpause();
     out.promote_full = false;
     ensure_scale(r, o, d, &stable.hash, r.replicas);
     let canary_hash = o

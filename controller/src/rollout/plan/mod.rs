@@ -104,6 +104,22 @@ pub(crate) struct Outcome {
     pub background_run: Option<super::model::RunStatus>,
 }
 
+impl Outcome {
+    /// No pause in force: a step moved on, or the release ended.
+    pub fn unpause(&mut self) {
+        self.pause_conditions.clear();
+        self.controller_pause = false;
+    }
+
+    /// A release starts afresh: no pause, abort or full promotion is carried over.
+    pub fn start_fresh(&mut self) {
+        self.unpause();
+        self.abort = false;
+        self.aborted_at = None;
+        self.promote_full = false;
+    }
+}
+
 /// The plan under construction: intents in order and the earliest timer.
 pub(crate) struct Draft {
     pub now: DateTime<Utc>,
