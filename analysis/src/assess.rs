@@ -12,6 +12,10 @@
 //!   checks run in that order after every measurement.
 //! - It succeeds when `count` measurements (errors excluded) were taken without tripping a
 //!   limit. Without `count` and with an `interval` it measures until the run is terminated.
+//! - Sluice's addition: a `sequential` judge metric with `promoteEarly` succeeds at once when
+//!   its latest measurement is the judge's pass (`metadata.judgeDecision: pass`: the canary is
+//!   proven within the margin), however few measurements were taken. The limits are checked
+//!   first, so a regression still fails it.
 //! - A completed metric never changes phase again.
 //! - The run is `Failed` as soon as any metric failed, else `Error` if any errored, else
 //!   `Inconclusive` if any was inconclusive (each of these also stops all measuring), else
@@ -25,6 +29,7 @@ use chrono::{DateTime, Utc};
 use sluice_crds::{AnalysisPhase, AnalysisRunStatus, Measurement, MetricResult, RunSummary};
 
 use crate::{
+    judge::{Phase, measure::judge_metadata},
     metric::{ValidatedAnalysis, ValidatedMetric},
     time::to_api,
 };
@@ -114,6 +119,16 @@ pub fn assess_metric(
         return tripped;
     }
     let summary = tally(result);
+    if promoted_early(metric, last) {
+        return done(
+            AnalysisPhase::Successful,
+            format!(
+                "promoted early after {} measurement(s) ({summary}): {}",
+                result.count,
+                said(last)
+            ),
+        );
+    }
     if metric.count().is_some_and(|c| result.count >= c) {
         return done(
             AnalysisPhase::Successful,
@@ -134,6 +149,17 @@ pub fn assess_metric(
         AnalysisPhase::Running,
         format!("{progress} ({summary}); last: {}", said(last)),
     )
+}
+
+/// Whether `last` ends the metric early: it promotes early and the judge passed. Read from the
+/// persisted measurement, so a restarted controller reaches the same verdict.
+fn promoted_early(metric: &ValidatedMetric, last: &Measurement) -> bool {
+    metric.promotes_early()
+        && last.phase == AnalysisPhase::Successful
+        && last
+            .metadata
+            .get(judge_metadata::DECISION)
+            .is_some_and(|decision| *decision == Phase::Pass.to_string())
 }
 
 /// Failed, Inconclusive or Error when a limit is exceeded, checked in Argo's order.

@@ -75,6 +75,7 @@ pub struct ValidatedMetric {
     dry_run: bool,
     retention: usize,
     provider: MetricProvider,
+    promote_early: bool,
 }
 
 impl ValidatedMetric {
@@ -119,6 +120,7 @@ impl ValidatedMetric {
             dry_run,
             retention: retention.max(1),
             provider: metric.provider.clone(),
+            promote_early: promotes_early(metric.judge.as_ref()),
         })
     }
 
@@ -178,6 +180,17 @@ impl ValidatedMetric {
     pub fn provider(&self) -> &MetricProvider {
         &self.provider
     }
+    /// Whether a pass of the judge completes the metric before `count` (a `sequential` judge
+    /// with `promoteEarly`; see [`crate::assess`]).
+    pub fn promotes_early(&self) -> bool {
+        self.promote_early
+    }
+}
+
+/// Only the sequential judge may stop early on a pass: its decision holds at every look
+/// (anytime-valid), where a fixed-sample test's pass at one look proves nothing about the next.
+fn promotes_early(judge: Option<&Judge>) -> bool {
+    matches!(judge, Some(Judge::Sequential(j)) if j.promote_early)
 }
 
 fn check(metric: &Metric, problems: &mut Vec<SpecProblem>) -> Check {

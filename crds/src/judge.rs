@@ -109,6 +109,12 @@ pub struct CountQueries {
 }
 
 /// Inputs for the sequential judge.
+///
+/// The events may be errors or slow requests: for a latency regression, count the requests
+/// above a threshold from the histogram buckets, e.g. `errorsQuery:
+/// sum(increase(x_bucket{le="+Inf"}[{{args.window}}])) - sum(increase(x_bucket{le="250"}[{{args.window}}]))`
+/// and `totalQuery: sum(increase(x_bucket{le="+Inf"}[{{args.window}}]))`, with the threshold
+/// chosen before the rollout (such as the baseline's p95 of the last day).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = sequential_rules)]
@@ -124,6 +130,13 @@ pub struct SequentialJudge {
     /// (default 0.005 = half a percentage point).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub margin: Option<f64>,
+    /// End the metric `Successful` as soon as the judge passes, that is as soon as it excludes
+    /// an increase of `margin` or more with confidence `1 - alpha`, instead of measuring until
+    /// `count`. The run then completes as soon as its other metrics have, so the Rollout's
+    /// analysis step moves on early. A regression still fails at once either way
+    /// (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promote_early: bool,
 }
 
 fn sequential_rules(schema: &mut Schema) {

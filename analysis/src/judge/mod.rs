@@ -44,8 +44,8 @@
 //! for judge metrics; [`resolve_query`](crate::resolve_query) refuses them.
 //!
 //! A `Pass` of the sequential judge (the canary is proven within the margin) is reported as
-//! `metadata.judgeDecision: pass`; a controller that wants to promote early can end the run
-//! on it. `Continue` is a `Successful` measurement saying "no decision yet", so a run whose
+//! `metadata.judgeDecision: pass`; with `promoteEarly` the assessment ([`mod@crate::assess`])
+//! completes the metric on it. `Continue` is a `Successful` measurement saying "no decision yet", so a run whose
 //! `count` ends without a decision promotes, as in Netflix's canary model; a regression
 //! fails the measurement as soon as it is proven.
 

@@ -29,6 +29,7 @@ fn sequential_judge() -> Judge {
         baseline: counts("stable"),
         alpha: Some(0.01),
         margin: None,
+        promote_early: false,
     })
 }
 

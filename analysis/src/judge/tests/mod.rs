@@ -2,6 +2,7 @@
 
 mod mann_whitney;
 mod measure;
+mod promote_early;
 mod sequential;
 mod slo;
 
