@@ -1,6 +1,7 @@
-//! One canary scenario: a fresh namespace with the mesh objects, the invariant monitor and an
-//! in-process controller, the user's actions (change the template, promote, abort, retry), and
-//! waits on the Rollout's status through watches.
+//! One scenario (canary, or blue-green through [`run_with`]): a fresh namespace with the mesh
+//! objects or Services, the invariant monitor and an in-process controller, the user's actions
+//! (change the template, promote, abort, retry), and waits on the Rollout's status through
+//! watches.
 //!
 //! Guarantees of [`run`]:
 //! - the monitor watches from before the Rollout exists until the scenario's body ends, and the
@@ -47,11 +48,25 @@ pub async fn run(
     split: Split,
     body: impl AsyncFnOnce(&mut Scenario) -> Result<()>,
 ) -> Result<Report> {
+    let setup = async move |client: kube::Client, ns: String| {
+        fixtures::create_mesh(&client, &ns, split).await
+    };
+    run_with(prefix, setup, body).await
+}
+
+/// Runs `body` as a scenario in a fresh namespace `<prefix>*` after `setup(client, namespace)`
+/// has created what the Rollout needs (its Services, mesh objects), with the guarantees of
+/// [`run`].
+pub async fn run_with(
+    prefix: &str,
+    setup: impl AsyncFnOnce(kube::Client, String) -> Result<()>,
+    body: impl AsyncFnOnce(&mut Scenario) -> Result<()>,
+) -> Result<Report> {
     let client = client().await?;
     let prefix = prefix.to_owned();
     let namespaces = client.clone();
     with_namespace(&namespaces, &prefix.clone(), move |ns| async move {
-        fixtures::create_mesh(&client, &ns, split).await?;
+        setup(client.clone(), ns.clone()).await?;
         let monitor = Monitor::start(&client, &ns).await?;
         let controller = InProcessController::start(&client, &ns);
         let mut s = Scenario {

@@ -24,7 +24,11 @@
 //!    to a ReplicaSet with available pods (through the Service selector's or the subset's
 //!    pod-template hash);
 //! 3. a ReplicaSet's `spec.replicas` is never lowered to 0 while such a destination resolves to it.
+//!
+//! For a blue-green Rollout (no weights; the active Service's selector is the switch) it checks
+//! BG1 and BG2 instead (see the docs of `monitor/bluegreen.rs`).
 
+mod bluegreen;
 mod report;
 mod world;
 
@@ -45,7 +49,7 @@ use serde_json::Value;
 use sluice_controller::traffic::istio::{destination_rule_resource, virtual_service_resource};
 use tokio::task::JoinHandle;
 
-pub use report::{Report, Violation, Writes};
+pub use report::{Invariant, Report, Violation, Writes};
 
 /// The kinds the monitor watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -7,14 +7,30 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::world::{World, entries, label, route_name, selected_routes};
-use super::{Change, Kind};
+use super::{Change, Kind, bluegreen};
 use crate::fixtures::HASH_LABEL;
+
+/// Which invariant: one of DESIGN section 3's numbered ones, or a blue-green one (BG1, BG2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invariant {
+    Design(u8),
+    BlueGreen(u8),
+}
+
+impl std::fmt::Display for Invariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Invariant::Design(n) => write!(f, "{n}"),
+            Invariant::BlueGreen(n) => write!(f, "BG{n}"),
+        }
+    }
+}
 
 /// An invariant found broken at a revision.
 #[derive(Clone, Debug)]
 pub struct Violation {
     pub rv: u64,
-    pub invariant: u8,
+    pub invariant: Invariant,
     pub message: String,
 }
 
@@ -107,6 +123,7 @@ impl Report {
         };
         for change in &changes {
             let previous = world.get(change.kind, &change.name).cloned();
+            report.check_blue_green(&world, previous.as_ref(), change);
             if change.kind == Kind::ReplicaSet {
                 report.check_scale_down(&world, previous.as_ref(), change);
             }
@@ -133,9 +150,27 @@ impl Report {
     fn violation(&mut self, rv: u64, invariant: u8, message: String) {
         self.violations.push(Violation {
             rv,
-            invariant,
+            invariant: Invariant::Design(invariant),
             message,
         });
+    }
+
+    /// BG1 and BG2 for a Service or ReplicaSet change, against the world just before it.
+    fn check_blue_green(&mut self, world: &World, previous: Option<&Value>, change: &Change) {
+        let found = match change.kind {
+            Kind::Service => bluegreen::check_switch(world, change).map(|m| (1, m)),
+            Kind::ReplicaSet => {
+                bluegreen::check_scale_down(world, previous, change).map(|m| (2, m))
+            }
+            _ => None,
+        };
+        if let Some((n, message)) = found {
+            self.violations.push(Violation {
+                rv: change.rv,
+                invariant: Invariant::BlueGreen(n),
+                message,
+            });
+        }
     }
 
     /// Invariants 1 and 2 on the snapshot at `rv`.
@@ -366,13 +401,15 @@ fn describe(kind: Kind, o: &Value) -> String {
     let at = |p: &str| o.pointer(p).cloned().unwrap_or(Value::Null);
     match kind {
         Kind::Rollout => format!(
-            "gen={} step={} phase={} pause={} abort={} weights={}",
+            "gen={} step={} phase={} pause={} abort={} weights={} stable={} blueGreen={}",
             at("/metadata/generation"),
             at("/status/currentStepIndex"),
             at("/status/phase"),
             at("/status/pauseConditions"),
             at("/status/abort"),
             at("/status/canary/weights"),
+            at("/status/stableRS"),
+            at("/status/blueGreen"),
         ),
         Kind::VirtualService => {
             let http = o.pointer("/spec/http").and_then(Value::as_array);

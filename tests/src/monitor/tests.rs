@@ -6,6 +6,8 @@ use serde_json::json;
 use super::*;
 use crate::fixtures::HASH_LABEL;
 
+mod bluegreen;
+
 const NS: &str = "ns";
 
 fn rollout(step: i64) -> Value {
@@ -79,8 +81,13 @@ fn at_twenty() -> Vec<(u64, Kind, Value)> {
     ]
 }
 
-fn invariants(report: &Report) -> Vec<u8> {
-    report.violations.iter().map(|v| v.invariant).collect()
+/// The violated invariants, as named in reports (`1`, `BG2`, ...).
+fn invariants(report: &Report) -> Vec<String> {
+    report
+        .violations
+        .iter()
+        .map(|v| v.invariant.to_string())
+        .collect()
 }
 
 #[test]
@@ -94,24 +101,24 @@ fn a_healthy_history_has_no_violation_and_a_weight_trace() {
 fn a_weight_above_the_current_step_or_not_summing_to_100_breaks_invariant_1() {
     let mut history = at_twenty();
     history.push((7, Kind::VirtualService, virtual_service(50, 50)));
-    assert_eq!(invariants(&replay(history)), [1]);
+    assert_eq!(invariants(&replay(history)), ["1"]);
     let mut history = at_twenty();
     history.push((7, Kind::VirtualService, virtual_service(70, 20)));
-    assert_eq!(invariants(&replay(history)), [1]);
+    assert_eq!(invariants(&replay(history)), ["1"]);
 }
 
 #[test]
 fn traffic_to_a_version_without_available_pods_breaks_invariant_2() {
     let mut history = at_twenty();
     history.push((7, Kind::ReplicaSet, replica_set("new", 1, 0)));
-    assert_eq!(invariants(&replay(history)), [2]);
+    assert_eq!(invariants(&replay(history)), ["2"]);
 }
 
 #[test]
 fn scaling_a_version_to_zero_while_it_has_weight_breaks_invariant_3() {
     let mut history = at_twenty();
     history.push((7, Kind::ReplicaSet, replica_set("new", 0, 1)));
-    assert_eq!(invariants(&replay(history)), [3]);
+    assert_eq!(invariants(&replay(history)), ["3"]);
 }
 
 #[test]

@@ -32,9 +32,24 @@ impl Routing {
     }
 }
 
+/// What a blue-green Rollout says about its Services, read from its spec and status at each
+/// revision (the monitor is told nothing up front, so a scenario cannot misconfigure it).
+pub(super) struct BlueGreen {
+    pub(super) active_service: String,
+    /// `spec.replicas`: what "fully available" means.
+    pub(super) replicas: i64,
+    /// `status.stableRS`.
+    pub(super) stable: Option<String>,
+    /// A post-promotion analysis run is Pending or Running.
+    pub(super) post_promotion_running: bool,
+}
+
 pub(super) struct World {
     namespace: String,
     objects: BTreeMap<(Kind, String), Value>,
+    /// For each Service, the pod-template hash its selector named before its latest change of
+    /// hash: where a rollback of the active Service would go.
+    prior_hashes: BTreeMap<String, String>,
 }
 
 impl World {
@@ -42,6 +57,7 @@ impl World {
         Self {
             namespace: namespace.to_owned(),
             objects: BTreeMap::new(),
+            prior_hashes: BTreeMap::new(),
         }
     }
 
@@ -51,6 +67,13 @@ impl World {
 
     pub(super) fn apply(&mut self, change: &Change) {
         let key = (change.kind, change.name.clone());
+        if change.kind == Kind::Service {
+            let before = self.service_hash(&change.name).map(str::to_owned);
+            let after = change.object.as_ref().and_then(selector_hash);
+            if let Some(before) = before.filter(|b| after != Some(b.as_str())) {
+                self.prior_hashes.insert(change.name.clone(), before);
+            }
+        }
         match &change.object {
             Some(object) => self.objects.insert(key, object.clone()),
             None => self.objects.remove(&key),
@@ -107,6 +130,46 @@ impl World {
             destination_rule,
             managed_routes,
         })
+    }
+
+    /// The blue-green strategy of the Rollout, when it has one.
+    pub(super) fn blue_green(&self) -> Option<BlueGreen> {
+        let rollout = self.rollout()?;
+        let strategy = rollout.pointer("/spec/strategy/blueGreen")?;
+        let post_phase = rollout
+            .pointer("/status/blueGreen/postPromotionAnalysisRunStatus/status")
+            .and_then(Value::as_str);
+        Some(BlueGreen {
+            active_service: strategy.get("activeService")?.as_str()?.to_owned(),
+            // The API server defaults `replicas` to 1, as for a Deployment.
+            replicas: rollout
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1),
+            stable: rollout
+                .pointer("/status/stableRS")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            post_promotion_running: matches!(post_phase, Some("Pending" | "Running")),
+        })
+    }
+
+    /// The pod-template hash in the selector of the Service `name`.
+    pub(super) fn service_hash(&self, name: &str) -> Option<&str> {
+        selector_hash(self.get(Kind::Service, name)?)
+    }
+
+    /// The hash the Service `name` selected before its latest change of hash.
+    pub(super) fn prior_hash(&self, name: &str) -> Option<&str> {
+        self.prior_hashes.get(name).map(String::as_str)
+    }
+
+    /// The ReplicaSet of pod-template hash `hash`, as last observed.
+    pub(super) fn replica_set(&self, hash: &str) -> Option<&Value> {
+        self.objects
+            .iter()
+            .find(|((kind, _), o)| *kind == Kind::ReplicaSet && label(o, HASH_LABEL) == Some(hash))
+            .map(|(_, o)| o)
     }
 
     /// `(currentStepIndex, the setWeight in force there)`, when the status names a step.
@@ -251,6 +314,11 @@ impl World {
             .filter_map(|(_, o)| o.pointer("/status/availableReplicas")?.as_i64())
             .sum()
     }
+}
+
+/// The pod-template hash in a Service's selector.
+pub(super) fn selector_hash(service: &Value) -> Option<&str> {
+    service.pointer("/spec/selector")?.get(HASH_LABEL)?.as_str()
 }
 
 pub(super) fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
