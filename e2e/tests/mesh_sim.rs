@@ -1,6 +1,7 @@
 //! The mesh simulator against the real local cluster and the real Prometheus: weighted splits,
 //! per-version errors and latency, 503s for a destination without pods, header and mirror
-//! routes, and Prometheus scraping the simulator's registration.
+//! routes, Services called directly by their selectors (blue-green), and Prometheus scraping the
+//! simulator's registration.
 //!
 //! Each test runs in its own namespace (kwok pods become Ready at once) and starts the simulator
 //! in-process on a free port, watching only that namespace. Needs `KUBECONFIG`,
@@ -16,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
-use kube::api::{Api, DynamicObject, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use sluice_e2e::mesh::{Config, Handle, run};
@@ -147,6 +148,25 @@ async fn virtual_service(
         .create(&PostParams::default(), &object)
         .await?;
     Ok(())
+}
+
+/// Service `name` selecting the pods of `track`, called directly at `rps` (no VirtualService).
+async fn called_service(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    track: &str,
+    rps: &str,
+) -> Result<()> {
+    create::<Service>(
+        client,
+        ns,
+        json!({
+            "metadata": { "name": name, "annotations": { "sim.sluice.dev/rps": rps } },
+            "spec": { "selector": { "app": "web", "track": track }, "ports": [{ "port": 8080 }] },
+        }),
+    )
+    .await
 }
 
 fn weighted(stable: u32, canary: u32) -> Value {
@@ -510,6 +530,122 @@ async fn mirror_copies_are_reported_by_the_mirror() -> Result<()> {
         Ok(())
     })
     .await
+}
+
+/// Given an active Service on the blue version and a preview Service on the green one, each
+/// called directly at its own rate with no VirtualService, each version's requests carry the
+/// Service that sent them and the version that answered.
+#[tokio::test]
+async fn called_services_send_their_rate_to_the_version_their_selector_picks() -> Result<()> {
+    with_namespace(|client, ns| async move {
+        version(&client, &ns, "blue", 2, json!({})).await?;
+        let failing = json!({ "sim.sluice.dev/error-rate": "0.5" });
+        version(&client, &ns, "green", 1, failing).await?;
+        called_service(&client, &ns, "web-active", "blue", "500").await?;
+        called_service(&client, &ns, "web-preview", "green", "100").await?;
+        let blue = ready_pods(&client, &ns, "blue", 2).await?;
+        let green = ready_pods(&client, &ns, "green", 1).await?;
+
+        // 2 s at 10 ticks/s: exactly 1000 active and 200 preview requests; the Services that
+        // `version` made (web-blue, web-green) carry no rate and get nothing.
+        let metrics = simulate(&ns, 1000.0, 2).await?;
+        let summary = metrics.summary();
+        let active = [("destination_service_name", "web-active")];
+        let preview = [("destination_service_name", "web-preview")];
+        ensure!(
+            metrics.requests(&[]) == 1200.0,
+            "expected 1200 requests:\n{summary}"
+        );
+        ensure!(
+            metrics.requests(&[active[0], ("destination_version", &*blue)]) == 1000.0,
+            "the active Service's requests go to blue:\n{summary}"
+        );
+        ensure!(
+            metrics.requests(&[preview[0], ("destination_version", &*green)]) == 200.0,
+            "the preview Service's requests go to green:\n{summary}"
+        );
+        ensure!(
+            metrics.requests(&[active[0], ("response_code", "500")]) == 0.0,
+            "blue is healthy:\n{summary}"
+        );
+        let rate = metrics.requests(&[preview[0], ("response_code", "500")]) / 200.0;
+        ensure!(within(rate, 0.5, 0.12), "green fails half:\n{summary}");
+        Ok(())
+    })
+    .await
+}
+
+/// Given a running simulator calling the active Service, when the Service's selector is changed
+/// to the green version (what a blue-green switch does), the active Service's requests go to
+/// green from then on and none to blue.
+#[tokio::test]
+async fn a_selector_change_moves_a_called_services_requests() -> Result<()> {
+    with_namespace(|client, ns| async move {
+        version(&client, &ns, "blue", 1, json!({})).await?;
+        version(&client, &ns, "green", 1, json!({})).await?;
+        called_service(&client, &ns, "web-active", "blue", "200").await?;
+        let blue = ready_pods(&client, &ns, "blue", 1).await?;
+        let green = ready_pods(&client, &ns, "green", 1).await?;
+        let handle = run(config(&ns, 200.0)).await?;
+        let switched = async {
+            wait_for_requests(&handle, &active_on(&blue), Duration::from_secs(10)).await?;
+            let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+            let selector = json!({ "spec": { "selector": { "track": "green" } } });
+            services
+                .patch(
+                    "web-active",
+                    &PatchParams::default(),
+                    &Patch::Merge(&selector),
+                )
+                .await?;
+            wait_for_requests(&handle, &active_on(&green), Duration::from_secs(10)).await?;
+            let before = scrape(&handle).await?.requests(&active_on(&blue));
+            wait_for_requests(&handle, &active_on(&green), Duration::from_secs(10)).await?;
+            let after = scrape(&handle).await?;
+            ensure!(
+                after.requests(&active_on(&blue)) == before,
+                "blue still got requests after the switch:\n{}",
+                after.summary()
+            );
+            Ok(())
+        }
+        .await;
+        handle.shutdown().await?;
+        switched
+    })
+    .await
+}
+
+/// The filter of the active Service's requests answered by `version`.
+fn active_on(version: &str) -> [(&'static str, &str); 2] {
+    [
+        ("destination_service_name", "web-active"),
+        ("destination_version", version),
+    ]
+}
+
+/// Polls the simulator's `/metrics` (it has no events to watch) until the requests matching
+/// `filter` grow past what they were when called.
+async fn wait_for_requests(
+    handle: &Handle,
+    filter: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<()> {
+    let start = scrape(handle).await?.requests(filter);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let metrics = scrape(handle).await?;
+        if metrics.requests(filter) > start {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "no new requests for {filter:?} within {timeout:?}:\n{}",
+                metrics.summary()
+            );
+        }
+    }
 }
 
 /// Given a registered simulator, the local Prometheus discovers and scrapes it, and the target

@@ -20,7 +20,8 @@ const MAX_TICK: Duration = Duration::from_secs(10);
 pub struct Config {
     /// Watch only this namespace; `None` watches all.
     pub namespace: Option<String>,
-    /// Requests per second per VirtualService host without an `sim.sluice.dev/rps` annotation.
+    /// Requests per second per VirtualService host without an `sim.sluice.dev/rps` annotation
+    /// (and for a Service whose annotation is malformed).
     pub rps: f64,
     /// Stop generating after this long (`None`: until shut down). The request count is exact:
     /// the generator runs `duration / tick` ticks, however late the machine runs them.
@@ -100,7 +101,8 @@ impl Config {
 #[command(
     name = "mesh-sim",
     about = "Stands in for the Istio data plane: routes simulated requests by the cluster's \
-             VirtualServices and exports Istio's request metrics"
+             VirtualServices (and to Services annotated sim.sluice.dev/rps, by their selectors) \
+             and exports Istio's request metrics"
 )]
 pub struct Args {
     /// Watch only this namespace (default: all namespaces).

@@ -1,9 +1,14 @@
-//! How much traffic a VirtualService gets and which headers it carries, read from the
-//! `sim.sluice.dev/*` annotations on the VirtualService.
+//! How much traffic a VirtualService or a Service gets and which headers it carries, read from
+//! the `sim.sluice.dev/*` annotations on the object.
+//!
+//! A VirtualService always gets traffic (`--rps` unless annotated). A Service gets traffic of its
+//! own only when it carries the rate annotation: most Services sit behind a VirtualService, and
+//! sending to them directly as well would put traffic where a test expects none.
 
 use std::collections::BTreeMap;
 
-/// Requests per second sent to each host of the VirtualService (overrides `--rps`).
+/// Requests per second sent to each host of the VirtualService (overrides `--rps`), or sent
+/// straight to the Service it annotates.
 pub const RPS: &str = "sim.sluice.dev/rps";
 /// Headers that a share of requests carry: `name=value:share[,name=value:share...]`, e.g.
 /// `x-canary=true:0.05`. Each header is drawn independently per request.
@@ -42,9 +47,7 @@ impl Load {
         let rps = match annotations.get(RPS) {
             None => default_rps,
             Some(raw) => parse_rps(raw).unwrap_or_else(|| {
-                problems.push(format!(
-                    "annotation {RPS}: {raw:?} is not a rate in 0..={MAX_RPS}"
-                ));
+                problems.push(bad_rps(raw));
                 default_rps
             }),
         };
@@ -54,6 +57,28 @@ impl Load {
             .unwrap_or_default();
         (Self { rps, headers }, problems)
     }
+}
+
+/// The rate of requests sent straight to a Service, by its selector: `None` when the Service has
+/// no [`RPS`] annotation.
+///
+/// Guarantees: a malformed value falls back to `default_rps` (the Service asked for traffic; a
+/// typo should not silently turn it off) and is described in the returned problems.
+pub fn service_rps(
+    annotations: &BTreeMap<String, String>,
+    default_rps: f64,
+) -> (Option<f64>, Vec<String>) {
+    let Some(raw) = annotations.get(RPS) else {
+        return (None, Vec::new());
+    };
+    match parse_rps(raw) {
+        Some(rps) => (Some(rps), Vec::new()),
+        None => (Some(default_rps), vec![bad_rps(raw)]),
+    }
+}
+
+fn bad_rps(raw: &str) -> String {
+    format!("annotation {RPS}: {raw:?} is not a rate in 0..={MAX_RPS}")
 }
 
 fn parse_rps(raw: &str) -> Option<f64> {
@@ -141,6 +166,18 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_service_gets_direct_traffic_only_when_annotated() {
+        assert_eq!(service_rps(&BTreeMap::new(), 200.0), (None, vec![]));
+        assert_eq!(
+            service_rps(&annotations(&[(RPS, " 20 ")]), 200.0),
+            (Some(20.0), vec![])
+        );
+        let (rps, problems) = service_rps(&annotations(&[(RPS, "-1")]), 200.0);
+        assert_eq!(rps, Some(200.0), "a typo keeps the default rate");
+        assert_eq!(problems.len(), 1, "{problems:?}");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The mesh simulator: a stand-in for Istio's data plane in a cluster without Envoy.
 //!
 //! It watches VirtualServices, DestinationRules, Services and Pods, sends simulated requests
-//! through the routes exactly as written (header matches, weights, mirrors), lets each version
-//! answer as its pod annotations say (`sim.sluice.dev/error-rate`, `latency-ms`,
+//! through the routes exactly as written (header matches, weights, mirrors) and straight to the
+//! Services annotated with a rate (`sim.sluice.dev/rps`: blue-green's active and preview
+//! Services, which select a version by their selector alone), lets each version answer as its
+//! pod annotations say (`sim.sluice.dev/error-rate`, `latency-ms`,
 //! `latency-p99-ms`), and exports Istio's `istio_requests_total` and
 //! `istio_request_duration_milliseconds` for Prometheus. A bad release is then simply a pod
 //! template whose annotations say it is bad.

@@ -10,9 +10,11 @@ use kube::api::DynamicObject;
 use serde_json::Value;
 
 use super::behaviour::Behaviour;
-use super::load::Load;
-use super::routes::parse_http_routes;
-use super::world::{PodInfo, UNKNOWN, VirtualServiceInfo, World, service_key, version_of};
+use super::load::{Load, service_rps};
+use super::routes::{Destination, parse_http_routes};
+use super::world::{
+    PodInfo, ServiceLoad, UNKNOWN, VirtualServiceInfo, World, service_key, version_of,
+};
 
 /// The objects one tick reads, as the reflector stores hand them out.
 pub struct Objects<'a> {
@@ -23,8 +25,9 @@ pub struct Objects<'a> {
 }
 
 impl Objects<'_> {
-    /// The world these objects describe. VirtualServices are sorted by namespace and name, pods
-    /// by name, so the same cluster state and seed give the same requests.
+    /// The world these objects describe. VirtualServices and directly called Services are
+    /// sorted by namespace and name, pods by name, so the same cluster state and seed give the
+    /// same requests.
     pub fn world(&self, default_rps: f64) -> World {
         let mut world = World::default();
         let mut virtual_services: Vec<VirtualServiceInfo> = self
@@ -35,6 +38,15 @@ impl Objects<'_> {
         virtual_services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         world.virtual_services = virtual_services;
         world.services = self.services.iter().filter_map(|s| service(s)).collect();
+        let mut service_loads: Vec<ServiceLoad> = self
+            .services
+            .iter()
+            .filter_map(|s| service_load(s, default_rps, &mut world.problems))
+            .collect();
+        service_loads.sort_by(|a, b| {
+            (&a.namespace, &a.destination.host).cmp(&(&b.namespace, &b.destination.host))
+        });
+        world.service_loads = service_loads;
         for rule in self.destination_rules {
             add_subsets(&mut world.subsets, rule);
         }
@@ -88,6 +100,39 @@ fn service(service: &Service) -> Option<((String, String), BTreeMap<String, Stri
     let selector = service.spec.as_ref()?.selector.clone()?;
     let key = (service.namespace().unwrap_or_default(), service.name_any());
     Some((key, selector))
+}
+
+/// The load of a Service annotated to be called directly. A Service without a selector is left
+/// out (with a problem): its endpoints are managed by hand, out of the simulator's sight.
+fn service_load(
+    service: &Service,
+    default_rps: f64,
+    problems: &mut Vec<String>,
+) -> Option<ServiceLoad> {
+    let (rps, rate_problems) = service_rps(service.annotations(), default_rps);
+    let namespace = service.namespace().unwrap_or_default();
+    let at = format!("Service {namespace}/{}", service.name_any());
+    problems.extend(rate_problems.into_iter().map(|p| format!("{at}: {p}")));
+    let rps = rps?;
+    let has_selector = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .is_some_and(|s| !s.is_empty());
+    if !has_selector {
+        problems.push(format!(
+            "{at}: has a request rate but no selector, so no pods to send to"
+        ));
+        return None;
+    }
+    Some(ServiceLoad {
+        namespace,
+        destination: Destination {
+            host: service.name_any(),
+            subset: None,
+        },
+        rps,
+    })
 }
 
 /// Records each subset of a DestinationRule under the Service its host names (a short host is
@@ -214,10 +259,14 @@ mod tests {
     }
 
     fn service(name: &str) -> Arc<Service> {
+        annotated_service(name, json!({}), json!({"app": "web"}))
+    }
+
+    fn annotated_service(name: &str, annotations: Value, selector: Value) -> Arc<Service> {
         Arc::new(
             serde_json::from_value(json!({
-                "metadata": {"name": name, "namespace": "shop"},
-                "spec": {"selector": {"app": "web"}},
+                "metadata": {"name": name, "namespace": "shop", "annotations": annotations},
+                "spec": {"selector": selector},
             }))
             .unwrap(),
         )
@@ -278,5 +327,32 @@ mod tests {
         assert!(
             matches!(world.resolve(&subset, "shop").backends, Backends::Ready(ref p) if p.len() == 2)
         );
+    }
+
+    #[test]
+    fn only_annotated_services_with_a_selector_are_called_directly() {
+        let rps = |v: &str| json!({"sim.sluice.dev/rps": v});
+        let services = [
+            annotated_service("web-preview", rps("5"), json!({"app": "web"})),
+            annotated_service("web-active", rps("50"), json!({"app": "web"})),
+            service("web-plain"),
+            annotated_service("external", rps("5"), json!(null)),
+        ];
+        let objects = Objects {
+            virtual_services: &[],
+            destination_rules: &[],
+            services: &services,
+            pods: &[],
+        };
+        let world = objects.world(200.0);
+        let loads: Vec<(&str, f64)> = world
+            .service_loads
+            .iter()
+            .map(|l| (l.destination.host.as_str(), l.rps))
+            .collect();
+        assert_eq!(loads, [("web-active", 50.0), ("web-preview", 5.0)]);
+        assert_eq!(world.service_loads[0].namespace, "shop");
+        assert_eq!(world.problems.len(), 1, "{:?}", world.problems);
+        assert!(world.problems[0].contains("Service shop/external"));
     }
 }

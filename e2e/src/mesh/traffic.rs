@@ -1,6 +1,8 @@
 //! Request generation: every tick, each VirtualService host gets its share of requests; each
 //! request picks a route, a destination by weight, a pod by round robin, and an answer from the
-//! pod's behaviour. Results go to a [`Sink`] (the Istio metrics in the binary, a list in tests).
+//! pod's behaviour. Each directly called Service gets its share too, sent to the pods its
+//! selector picks at that tick. Results go to a [`Sink`] (the Istio metrics in the binary, a list
+//! in tests).
 //!
 //! Deterministic: for a given world sequence and seed, the same requests get the same answers.
 
@@ -14,7 +16,9 @@ use rand::{RngExt, SeedableRng};
 use super::load::HeaderShare;
 use super::matching::Request;
 use super::routes::{Destination, pick_weighted, select_route};
-use super::world::{Backends, PodInfo, ServiceRef, Target, UNKNOWN, VirtualServiceInfo, World};
+use super::world::{
+    Backends, PodInfo, ServiceLoad, ServiceRef, Target, UNKNOWN, VirtualServiceInfo, World,
+};
 
 /// Envoy's response flag for a request, bounded to the three cases the simulator produces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,7 +61,20 @@ pub trait Sink {
     fn unrouted(&mut self);
 }
 
-type OwedKey = (String, String, String);
+/// Where a stream of requests comes from, for pacing: a VirtualService host or a Service
+/// called directly.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum OwedKey {
+    Host {
+        namespace: String,
+        virtual_service: String,
+        host: String,
+    },
+    Service {
+        namespace: String,
+        name: String,
+    },
+}
 
 /// Destinations resolved during one tick. The world does not change within a tick, so each
 /// destination is resolved once instead of once per request.
@@ -85,8 +102,8 @@ impl<'w> Targets<'w> {
 pub struct Generator {
     rng: StdRng,
     tick: Duration,
-    /// Fractional requests owed per `(namespace, virtual service, host)`, so a rate that is not a
-    /// multiple of the tick rate (5 rps at 10 ticks/s) is still met on average.
+    /// Fractional requests owed per VirtualService host or directly called Service, so a rate
+    /// that is not a multiple of the tick rate (5 rps at 10 ticks/s) is still met on average.
     owed: BTreeMap<OwedKey, f64>,
     /// Next pod index per resolved destination, Envoy's round-robin balancer.
     next_pod: BTreeMap<(ServiceRef, Option<String>), usize>,
@@ -109,7 +126,11 @@ impl Generator {
         let mut generated = 0;
         for vs in &world.virtual_services {
             for host in &vs.hosts {
-                let key = (vs.namespace.clone(), vs.name.clone(), host.clone());
+                let key = OwedKey::Host {
+                    namespace: vs.namespace.clone(),
+                    virtual_service: vs.name.clone(),
+                    host: host.clone(),
+                };
                 let count = self.due(&key, vs.load.rps, &mut owed);
                 for _ in 0..count {
                     let request = self.draw_request(host, &vs.load.headers);
@@ -118,9 +139,34 @@ impl Generator {
                 generated += count;
             }
         }
-        // Replacing the map drops entries of VirtualServices and hosts that went away.
+        for load in &world.service_loads {
+            generated += self.call_service(&mut targets, load, &mut owed, sink);
+        }
+        // Replacing the map drops entries of VirtualServices, hosts and Services that went away.
         self.owed = owed;
         generated
+    }
+
+    /// Sends one tick's requests straight to a Service: no route to match, the Service's
+    /// selector alone picks the pods (read this tick, so a selector change applies at once).
+    fn call_service<'w>(
+        &mut self,
+        targets: &mut Targets<'w>,
+        load: &'w ServiceLoad,
+        owed: &mut BTreeMap<OwedKey, f64>,
+        sink: &mut impl Sink,
+    ) -> u64 {
+        let key = OwedKey::Service {
+            namespace: load.namespace.clone(),
+            name: load.destination.host.clone(),
+        };
+        let count = self.due(&key, load.rps, owed);
+        for _ in 0..count {
+            let target = targets.get(&load.destination, &load.namespace);
+            let report = self.answer(target, &load.destination, false);
+            sink.record(&report);
+        }
+        count
     }
 
     /// Whole requests due this tick at `rps`; the fraction left over is owed to the next tick.

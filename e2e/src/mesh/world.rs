@@ -1,6 +1,7 @@
 //! The simulator's picture of the mesh at one tick: VirtualServices with their load, Services
-//! with their selectors, DestinationRule subsets and ready pods, and the resolution Envoy does
-//! from a route destination to the pods that can answer it.
+//! with their selectors (and the load of those called directly), DestinationRule subsets and
+//! ready pods, and the resolution Envoy does from a route destination to the pods that can
+//! answer it.
 //!
 //! Pure data, built from the reflector caches by `snapshot` and read by `traffic`, so
 //! resolution and request generation are tested without a cluster.
@@ -37,6 +38,17 @@ pub struct VirtualServiceInfo {
     pub hosts: Vec<String>,
     pub routes: Vec<HttpRoute>,
     pub load: Load,
+}
+
+/// A Service called directly by its selector, without a VirtualService: a client sending to
+/// `name.namespace.svc`, as blue-green's active and preview Services are called.
+#[derive(Clone, Debug)]
+pub struct ServiceLoad {
+    pub namespace: String,
+    /// The Service as a destination (host = its name, no subset), so it resolves exactly as a
+    /// route to it would.
+    pub destination: Destination,
+    pub rps: f64,
 }
 
 /// The Service a destination host names, as metric labels.
@@ -82,6 +94,8 @@ pub struct Target<'w> {
 #[derive(Clone, Debug, Default)]
 pub struct World {
     pub virtual_services: Vec<VirtualServiceInfo>,
+    /// Services that get requests of their own, sorted by namespace and name.
+    pub service_loads: Vec<ServiceLoad>,
     /// `(namespace, name)` -> selector, for Services that have one.
     pub services: BTreeMap<(String, String), BTreeMap<String, String>>,
     /// `(namespace, service, subset)` -> the subset's labels.

@@ -1,5 +1,5 @@
 //! Generator tests over hand-built worlds: split, header and mirror routes, failures, balancing
-//! and pacing.
+//! and pacing, and Services called directly by their selectors.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use super::*;
 use crate::mesh::behaviour::Behaviour;
 use crate::mesh::load::Load;
 use crate::mesh::routes::parse_http_routes;
-use crate::mesh::world::VirtualServiceInfo;
+use crate::mesh::world::{ServiceLoad, VirtualServiceInfo};
 
 #[derive(Default)]
 struct Recorded {
@@ -221,4 +221,118 @@ fn fractional_rates_are_paced_over_ticks() {
 fn the_same_seed_gives_the_same_requests() {
     let world = world(json!([{ "route": split(50, 50) }]), load(500.0));
     assert_eq!(run(&world, 5).reports, run(&world, 5).reports);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services called directly (blue-green's active and preview Services).
+
+const HASH: &str = "rollouts-pod-template-hash";
+
+fn version_pod(name: &str, hash: &str, error_rate: f64) -> PodInfo {
+    PodInfo {
+        name: name.to_owned(),
+        labels: labels(&[("app", "web"), (HASH, hash)]),
+        workload: "web".into(),
+        version: hash.into(),
+        behaviour: Behaviour {
+            error_rate,
+            ..Behaviour::default()
+        },
+    }
+}
+
+fn service_load(name: &str, rps: f64) -> ServiceLoad {
+    ServiceLoad {
+        namespace: "shop".into(),
+        destination: Destination {
+            host: name.into(),
+            subset: None,
+        },
+        rps,
+    }
+}
+
+/// Versions `blue` (2 pods, healthy) and `green` (1 pod, half errors); `web-active` selects
+/// `active`, `web-preview` selects `preview`, called at 100 and 10 rps. No VirtualService.
+fn blue_green(active: &str, preview: &str) -> World {
+    let mut world = World::default();
+    for (service, hash) in [("web-active", active), ("web-preview", preview)] {
+        let key = ("shop".to_owned(), service.to_owned());
+        world
+            .services
+            .insert(key, labels(&[("app", "web"), (HASH, hash)]));
+    }
+    let pods = vec![
+        version_pod("web-blue-1", "blue", 0.0),
+        version_pod("web-blue-2", "blue", 0.0),
+        version_pod("web-green-1", "green", 0.5),
+    ];
+    world.pods.insert("shop".to_owned(), pods);
+    world.service_loads = vec![
+        service_load("web-active", 100.0),
+        service_load("web-preview", 10.0),
+    ];
+    world
+}
+
+fn requests(recorded: &Recorded, service: &str, version: &str) -> usize {
+    recorded.count(|r| &*r.service.name == service && &*r.version == version)
+}
+
+#[test]
+fn each_called_service_gets_its_rate_at_the_version_its_selector_picks() {
+    let recorded = run(&blue_green("blue", "green"), 20);
+    assert_eq!(recorded.reports.len(), 220, "100 + 10 rps for 2 s");
+    assert_eq!(requests(&recorded, "web-active", "blue"), 200);
+    assert_eq!(requests(&recorded, "web-preview", "green"), 20);
+    assert_eq!(recorded.unrouted, 0);
+    let active_errors = recorded.count(|r| &*r.service.name == "web-active" && r.code != 200);
+    assert_eq!(active_errors, 0, "blue is healthy");
+    let fqdn = &recorded.reports[0].service.fqdn;
+    assert_eq!(&**fqdn, "web-active.shop.svc.cluster.local");
+}
+
+#[test]
+fn a_selector_change_applies_from_the_next_tick() {
+    let mut generator = Generator::new(42, Duration::from_millis(100));
+    let mut recorded = Recorded::default();
+    generator.tick(&blue_green("blue", "green"), &mut recorded);
+    let switched = blue_green("green", "green");
+    generator.tick(&switched, &mut recorded);
+    let active: Vec<&str> = recorded
+        .reports
+        .iter()
+        .filter(|r| &*r.service.name == "web-active")
+        .map(|r| &*r.version)
+        .collect();
+    assert_eq!(active.len(), 20);
+    assert!(active[..10].iter().all(|v| *v == "blue"), "{active:?}");
+    assert!(active[10..].iter().all(|v| *v == "green"), "{active:?}");
+}
+
+#[test]
+fn a_called_service_without_ready_pods_answers_503_uh_with_its_selected_version() {
+    let recorded = run(&blue_green("blue", "gone"), 10);
+    let preview: Vec<&Report> = recorded
+        .reports
+        .iter()
+        .filter(|r| &*r.service.name == "web-preview")
+        .collect();
+    assert_eq!(preview.len(), 10);
+    assert!(
+        preview.iter().all(|r| r.code == 503
+            && r.flags == ResponseFlags::NoHealthyUpstream
+            && &*r.version == "gone"
+            && &*r.workload == UNKNOWN),
+        "{preview:?}"
+    );
+}
+
+#[test]
+fn called_services_and_virtual_services_are_paced_independently() {
+    let mut world = world(json!([{ "route": split(100, 0) }]), load(5.0));
+    world.service_loads = vec![service_load("canary", 5.0)];
+    let recorded = run(&world, 20);
+    assert_eq!(recorded.reports.len(), 20, "5 rps each for 2 s");
+    assert_eq!(recorded.count(|r| &*r.service.name == "canary"), 10);
 }
