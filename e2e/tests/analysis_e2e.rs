@@ -105,7 +105,8 @@ async fn given_a_healthy_new_version_when_released_then_the_background_analysis_
 async fn given_a_release_with_a_high_error_rate_then_it_is_aborted_and_traffic_returns_to_stable_before_the_canary_scales_down()
 -> Result<()> {
     let fixture = |m: &mut sluice_e2e::demo::Manifests| {
-        set_canary(m, "abortScaleDownDelaySeconds", json!(0));
+        // 0 would keep the aborted canary (Argo's meaning): the shortest delay that scales it down.
+        set_canary(m, "abortScaleDownDelaySeconds", json!(1));
         Ok(())
     };
     harness::run("e2e-analysis-bad-", fixture, async |s| {

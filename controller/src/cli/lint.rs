@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sluice_analysis::ValidatedAnalysis;
 use sluice_crds::{
-    API_VERSION, AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, GROUP, Rollout, Strategy,
+    API_VERSION, AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, GROUP, Rollout,
 };
 
 use super::{CliError, Exit, Output};
@@ -183,28 +183,16 @@ fn decode<T: DeserializeOwned>(doc: &Value) -> Result<T, Problems> {
     })
 }
 
-/// The controller's validation. A blue-green Rollout is reported as a warning only, as long as
-/// this controller does not run blue-green yet: the manifest is valid Sluice API (and in
-/// `examples/`), the gap is the controller's. The check is on `validate`'s own message so the
-/// warning disappears, and real blue-green problems become errors, once blue-green lands.
+/// The controller's validation: every problem it would report is an error.
 fn rollout(r: &Rollout) -> Problems {
-    let Err(invalid) = validate(r) else {
-        return Vec::new();
-    };
-    let blue_green = matches!(r.spec.strategy, Strategy::BlueGreen(_));
-    invalid
-        .0
-        .into_iter()
-        .map(|p| {
-            let unsupported = blue_green && p.contains("blueGreen is not supported");
-            let severity = if unsupported {
-                Severity::Warning
-            } else {
-                Severity::Error
-            };
-            (severity, p)
-        })
-        .collect()
+    match validate(r) {
+        Ok(_) => Vec::new(),
+        Err(invalid) => invalid
+            .0
+            .into_iter()
+            .map(|p| (Severity::Error, p))
+            .collect(),
+    }
 }
 
 fn analysis(result: Result<ValidatedAnalysis, sluice_analysis::SpecError>) -> Problems {

@@ -26,7 +26,8 @@ use crate::replicaset::{HASH_LABEL, Owner};
 
 /// Label naming the Rollout an AnalysisRun belongs to.
 pub const ROLLOUT_LABEL: &str = "sluice.dev/rollout";
-/// Label saying what the run gates: `step-<index>` or `background`.
+/// Label saying what the run gates: `step-<index>`, `background`, `pre-promotion` or
+/// `post-promotion`.
 pub const KIND_LABEL: &str = "sluice.dev/analysis";
 
 /// Why a run could not be created. `InvalidReference`-like problems are the user's to fix.
@@ -42,6 +43,8 @@ fn kind_label(kind: RunKind) -> String {
     match kind {
         RunKind::Step(i) => format!("step-{i}"),
         RunKind::Background => "background".into(),
+        RunKind::PrePromotion => "pre-promotion".into(),
+        RunKind::PostPromotion => "post-promotion".into(),
     }
 }
 

@@ -197,14 +197,20 @@ fn analysis_spec(
     rollout: &sluice_crds::Rollout,
     kind: RunKind,
 ) -> Option<&sluice_crds::RolloutAnalysis> {
-    let sluice_crds::Strategy::Canary(canary) = &rollout.spec.strategy else {
-        return None;
-    };
-    match kind {
-        RunKind::Step(i) => match canary.steps.get(i)? {
+    match (&rollout.spec.strategy, kind) {
+        (sluice_crds::Strategy::Canary(canary), RunKind::Step(i)) => match canary.steps.get(i)? {
             sluice_crds::CanaryStep::Analysis(a) => Some(a),
             _ => None,
         },
-        RunKind::Background => canary.analysis.as_ref().map(|b| &b.analysis),
+        (sluice_crds::Strategy::Canary(canary), RunKind::Background) => {
+            canary.analysis.as_ref().map(|b| &b.analysis)
+        }
+        (sluice_crds::Strategy::BlueGreen(bg), RunKind::PrePromotion) => {
+            bg.pre_promotion_analysis.as_ref()
+        }
+        (sluice_crds::Strategy::BlueGreen(bg), RunKind::PostPromotion) => {
+            bg.post_promotion_analysis.as_ref()
+        }
+        _ => None,
     }
 }

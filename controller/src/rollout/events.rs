@@ -30,6 +30,7 @@ fn action(t: &Transition, reason: &str) -> String {
         Transition::RolloutPaused { reason } => format!("Pause{reason}"),
         Transition::RolloutUpdated { hash } => format!("Update{hash}"),
         Transition::RolloutPromoted { hash } => format!("Promote{hash}"),
+        Transition::ActiveServiceSwitched { hash, .. } => format!("Switch{hash}"),
         _ => reason.to_owned(),
     }
 }
@@ -73,6 +74,11 @@ fn describe(t: &Transition) -> (EventType, &'static str, String) {
         Transition::ProgressDeadlineExceeded { message } => {
             (Warning, "ProgressDeadlineExceeded", message.clone())
         }
+        Transition::ActiveServiceSwitched { service, hash } => (
+            Normal,
+            "SwitchService",
+            format!("active Service {service} now selects {hash}"),
+        ),
     }
 }
 

@@ -32,6 +32,25 @@ pub struct ValidatedRollout {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Strategy {
     Canary(Canary),
+    BlueGreen(BlueGreen),
+}
+
+/// A blue-green release: the new version runs beside the active one behind the preview Service
+/// and takes production traffic in one move of the active Service's selector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlueGreen {
+    pub active_service: String,
+    pub preview_service: Option<String>,
+    /// Pods of the new version before the switch (`previewReplicaCount`, default `replicas`).
+    pub preview_replicas: i32,
+    /// `None`: wait for a promote. `Some(d)`: switch `d` after the preview is ready and its
+    /// pre-promotion analysis passed (`autoPromotionSeconds`, zero when unset).
+    pub auto_promotion: Option<Duration>,
+    pub pre_promotion_analysis: bool,
+    pub post_promotion_analysis: bool,
+    pub scale_down_delay: Duration,
+    /// `None`: an aborted version keeps its pods (`abortScaleDownDelaySeconds: 0`).
+    pub abort_scale_down_delay: Option<Duration>,
 }
 
 /// A canary release.
@@ -47,7 +66,8 @@ pub struct Canary {
     pub canary_service: Option<String>,
     pub stable_service: Option<String>,
     pub scale_down_delay: Duration,
-    pub abort_scale_down_delay: Duration,
+    /// `None`: an aborted version keeps its pods (`abortScaleDownDelaySeconds: 0`).
+    pub abort_scale_down_delay: Option<Duration>,
     /// Background analysis, started at this step index (`analysis.startingStep`, default 0).
     pub background_analysis: Option<usize>,
 }
@@ -98,6 +118,7 @@ pub struct ReplicaSetView {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum PauseReason {
     CanaryPauseStep,
+    BlueGreenPause,
     AnalysisStep,
     InconclusiveAnalysis,
 }
@@ -106,6 +127,7 @@ impl PauseReason {
     pub fn as_str(self) -> &'static str {
         match self {
             PauseReason::CanaryPauseStep => "CanaryPauseStep",
+            PauseReason::BlueGreenPause => "BlueGreenPause",
             PauseReason::AnalysisStep => "AnalysisStep",
             PauseReason::InconclusiveAnalysis => "InconclusiveAnalysis",
         }
@@ -167,10 +189,16 @@ pub struct Persisted {
     pub observed_generation: Option<i64>,
     /// The canary weight last recorded as verified, to tell when it moved.
     pub verified_weight: Option<u8>,
-    /// The AnalysisRun gating the current step, as recorded in status.
+    /// The AnalysisRun gating the current step, as recorded in status (blue-green: the
+    /// pre-promotion run).
     pub step_run: Option<RunStatus>,
-    /// The background AnalysisRun of the current release, as recorded in status.
+    /// The background AnalysisRun of the current release, as recorded in status (blue-green:
+    /// the post-promotion run).
     pub background_run: Option<RunStatus>,
+    /// Blue-green: the switch has begun (`scaleUpPreviewCheckPoint`).
+    pub promoting: bool,
+    /// Blue-green: the active Service's selector as the last status recorded it.
+    pub active_selector: Option<String>,
 }
 
 /// Phase of an AnalysisRun (Argo's values).
@@ -217,7 +245,8 @@ pub struct Observed {
     pub replica_sets: Vec<ReplicaSetView>,
     /// Read back from the router; `None` without traffic routing.
     pub traffic: Option<ObservedTraffic>,
-    /// Current selector hash of the canary and stable Services (host-level split).
+    /// Current selector hash of the canary and stable Services (host-level split). For
+    /// blue-green these are the preview and the active Service.
     pub canary_service_hash: Option<String>,
     pub stable_service_hash: Option<String>,
     pub persisted: Persisted,

@@ -46,17 +46,27 @@ pub fn persisted(status: Option<&RolloutStatus>) -> Persisted {
             .and_then(|c| c.weights.as_ref())
             .filter(|w| w.verified == Some(true))
             .and_then(|w| u8::try_from(i32::from(w.canary.weight)).ok()),
+        // A blue-green Rollout keeps its pre- and post-promotion runs where a canary keeps
+        // its step and background runs (only one of the two status blocks is ever written).
         step_run: s
             .canary
             .as_ref()
             .and_then(|c| c.current_step_analysis_run_status.as_ref())
+            .or_else(|| bg(s).and_then(|b| b.pre_promotion_analysis_run_status.as_ref()))
             .map(run_from_api),
         background_run: s
             .canary
             .as_ref()
             .and_then(|c| c.current_background_analysis_run_status.as_ref())
+            .or_else(|| bg(s).and_then(|b| b.post_promotion_analysis_run_status.as_ref()))
             .map(run_from_api),
+        promoting: bg(s).is_some_and(|b| b.scale_up_preview_check_point),
+        active_selector: bg(s).and_then(|b| b.active_selector.clone()),
     }
+}
+
+fn bg(s: &RolloutStatus) -> Option<&api::BlueGreenStatus> {
+    s.blue_green.as_ref()
 }
 
 fn run_from_api(r: &api::RolloutAnalysisRunStatus) -> RunStatus {
@@ -105,12 +115,18 @@ pub fn render(next: &NextStatus, v: &Validated) -> RolloutStatus {
         ready_replicas: Some(next.ready_replicas),
         available_replicas: Some(next.available_replicas),
         collision_count: None,
-        canary: Some(api::CanaryStatus {
+        canary: next.blue_green.is_none().then(|| api::CanaryStatus {
             weights: next.weights.as_ref().map(|w| weights(w, v)),
             current_step_analysis_run_status: next.step_run.as_ref().map(run_to_api),
             current_background_analysis_run_status: next.background_run.as_ref().map(run_to_api),
         }),
-        blue_green: None,
+        blue_green: next.blue_green.as_ref().map(|b| api::BlueGreenStatus {
+            active_selector: b.active.clone(),
+            preview_selector: b.preview.clone(),
+            scale_up_preview_check_point: b.promoting,
+            pre_promotion_analysis_run_status: next.step_run.as_ref().map(run_to_api),
+            post_promotion_analysis_run_status: next.background_run.as_ref().map(run_to_api),
+        }),
         abort: next.abort,
         aborted_at: next.aborted_at.map(|t| Time(to_api(t))),
         promote_full: next.promote_full,
@@ -215,9 +231,8 @@ fn phase(p: Phase) -> api::RolloutPhase {
 
 fn pause_from_api(p: &api::PauseCondition) -> PauseCondition {
     let reason = match p.reason {
-        api::PauseReason::CanaryPauseStep | api::PauseReason::BlueGreenPause => {
-            PauseReason::CanaryPauseStep
-        }
+        api::PauseReason::CanaryPauseStep => PauseReason::CanaryPauseStep,
+        api::PauseReason::BlueGreenPause => PauseReason::BlueGreenPause,
         api::PauseReason::InconclusiveAnalysisRun => PauseReason::InconclusiveAnalysis,
         api::PauseReason::AnalysisStep => PauseReason::AnalysisStep,
     };
@@ -230,6 +245,7 @@ fn pause_from_api(p: &api::PauseCondition) -> PauseCondition {
 fn pause_to_api(p: &PauseCondition) -> api::PauseCondition {
     let reason = match p.reason {
         PauseReason::CanaryPauseStep => api::PauseReason::CanaryPauseStep,
+        PauseReason::BlueGreenPause => api::PauseReason::BlueGreenPause,
         PauseReason::AnalysisStep => api::PauseReason::AnalysisStep,
         PauseReason::InconclusiveAnalysis => api::PauseReason::InconclusiveAnalysisRun,
     };

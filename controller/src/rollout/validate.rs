@@ -11,9 +11,11 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
-use sluice_crds::{CanaryStep, CanaryStrategy, Rollout, Strategy as ApiStrategy};
+use sluice_crds::{
+    BlueGreenStrategy, CanaryStep, CanaryStrategy, Rollout, Strategy as ApiStrategy,
+};
 
-use super::model::{Canary, CanaryScale, Step, Strategy, ValidatedRollout};
+use super::model::{BlueGreen, Canary, CanaryScale, Step, Strategy, ValidatedRollout};
 use crate::replicaset::{Owner, template_hash};
 use crate::traffic::istio::{
     DestinationRuleRef, IstioConfig, TcpRouteRef, TlsRouteRef, VirtualServiceRef,
@@ -48,30 +50,27 @@ pub struct InvalidSpec(pub Vec<String>);
 pub fn validate(rollout: &Rollout) -> Result<Validated, InvalidSpec> {
     let spec = &rollout.spec;
     let mut problems = Vec::new();
-    let canary = match &spec.strategy {
-        ApiStrategy::Canary(c) => canary(c, &mut problems),
-        ApiStrategy::BlueGreen(_) => {
-            problems.push("spec.strategy.blueGreen is not supported by this Sluice version yet; use spec.strategy.canary".into());
-            None
-        }
+    let replicas = spec.replicas.map_or(1, i32::from);
+    let (strategy, istio) = match &spec.strategy {
+        ApiStrategy::Canary(c) => canary(c, &mut problems)
+            .map(|(c, istio)| (Strategy::Canary(c), istio))
+            .unzip(),
+        ApiStrategy::BlueGreen(b) => (Some(Strategy::BlueGreen(blue_green(b, replicas))), None),
     };
     let selector_string = selector_string(&spec.selector, &mut problems);
     let namespace = rollout.namespace().unwrap_or_default();
-    let istio = canary
-        .as_ref()
-        .and_then(|(_, istio)| istio.clone())
-        .map(|mut i| {
-            i.namespace.clone_from(&namespace);
-            i
-        });
-    let Some((model_canary, _)) = canary.filter(|_| problems.is_empty()) else {
+    let istio = istio.flatten().map(|mut i| {
+        i.namespace.clone_from(&namespace);
+        i
+    });
+    let Some(strategy) = strategy.filter(|_| problems.is_empty()) else {
         return Err(InvalidSpec(problems));
     };
     let (canary_service, stable_service) = services(&spec.strategy);
     Ok(Validated {
         model: ValidatedRollout {
             name: rollout.name_any(),
-            replicas: spec.replicas.map_or(1, i32::from),
+            replicas,
             template_hash: template_hash(&spec.template),
             min_ready_seconds: spec.min_ready_seconds.map_or(0, i32::from),
             revision_history_limit: spec
@@ -85,7 +84,7 @@ pub fn validate(rollout: &Rollout) -> Result<Validated, InvalidSpec> {
             progress_deadline_abort: spec.progress_deadline_abort,
             paused: spec.paused,
             generation: rollout.metadata.generation.unwrap_or(0),
-            strategy: Strategy::Canary(model_canary),
+            strategy,
         },
         istio,
         owner: owner(rollout, namespace),
@@ -107,10 +106,33 @@ fn owner(rollout: &Rollout, namespace: String) -> Owner {
     }
 }
 
+/// The Services whose selectors Sluice points at versions: canary and stable, or (blue-green)
+/// preview and active in the same places.
 fn services(strategy: &ApiStrategy) -> (Option<String>, Option<String>) {
     match strategy {
         ApiStrategy::Canary(c) => (c.canary_service.clone(), c.stable_service.clone()),
-        ApiStrategy::BlueGreen(_) => (None, None),
+        ApiStrategy::BlueGreen(b) => (b.preview_service.clone(), Some(b.active_service.clone())),
+    }
+}
+
+/// The blue-green model. The schema already bounds every field and keeps the two Services
+/// apart, so nothing here can be invalid.
+fn blue_green(b: &BlueGreenStrategy, replicas: i32) -> BlueGreen {
+    let seconds =
+        |s: Option<sluice_crds::Seconds>| s.map_or(DEFAULT_SCALE_DOWN_DELAY, |s| s.as_duration());
+    BlueGreen {
+        active_service: b.active_service.clone(),
+        preview_service: b.preview_service.clone(),
+        preview_replicas: b.preview_replica_count.map_or(replicas, i32::from),
+        // Argo ignores `autoPromotionSeconds` when auto-promotion is off.
+        auto_promotion: b.auto_promotion_enabled.then(|| {
+            b.auto_promotion_seconds
+                .map_or(Duration::ZERO, |s| s.as_duration())
+        }),
+        pre_promotion_analysis: b.pre_promotion_analysis.is_some(),
+        post_promotion_analysis: b.post_promotion_analysis.is_some(),
+        scale_down_delay: seconds(b.scale_down_delay_seconds),
+        abort_scale_down_delay: abort_delay(b.abort_scale_down_delay_seconds),
     }
 }
 
@@ -145,11 +167,18 @@ fn canary(c: &CanaryStrategy, problems: &mut Vec<String>) -> Option<(Canary, Opt
         scale_down_delay: c
             .scale_down_delay_seconds
             .map_or(DEFAULT_SCALE_DOWN_DELAY, |s| s.as_duration()),
-        abort_scale_down_delay: c
-            .abort_scale_down_delay_seconds
-            .map_or(DEFAULT_SCALE_DOWN_DELAY, |s| s.as_duration()),
+        abort_scale_down_delay: abort_delay(c.abort_scale_down_delay_seconds),
     };
     Some((canary, istio))
+}
+
+/// Argo Rollouts' meaning: unset waits 30 s, 0 never scales the aborted version down.
+fn abort_delay(seconds: Option<sluice_crds::Seconds>) -> Option<Duration> {
+    match seconds.map(|s| s.as_duration()) {
+        None => Some(DEFAULT_SCALE_DOWN_DELAY),
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
+    }
 }
 
 fn check_services(c: &CanaryStrategy, problems: &mut Vec<String>) {

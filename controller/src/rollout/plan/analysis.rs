@@ -1,4 +1,5 @@
-//! Analysis gates of a canary: the run of an `analysis` step and the background run.
+//! Analysis gates: the run of a canary `analysis` step, the background run, and blue-green's
+//! pre- and post-promotion runs.
 //!
 //! Run names are chosen here and persisted in the Rollout status *before* the run is created
 //! (`<rollout>-<hash>-<step>-<unix time>` or `<rollout>-<hash>-bg-<unix time>`): a reconcile
@@ -20,17 +21,22 @@ pub(crate) enum Gate {
     Failed(String),
 }
 
-/// Which run: the analysis step at an index, or the background analysis.
+/// Which run: the analysis step at an index, the background analysis, or blue-green's
+/// pre- and post-promotion analysis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunKind {
     Step(usize),
     Background,
+    PrePromotion,
+    PostPromotion,
 }
 
 fn prefix(r: &ValidatedRollout, kind: RunKind) -> String {
     match kind {
         RunKind::Step(i) => format!("{}-{}-{i}-", r.name, r.template_hash),
         RunKind::Background => format!("{}-{}-bg-", r.name, r.template_hash),
+        RunKind::PrePromotion => format!("{}-{}-pre-", r.name, r.template_hash),
+        RunKind::PostPromotion => format!("{}-{}-post-", r.name, r.template_hash),
     }
 }
 

@@ -8,12 +8,14 @@
 use chrono::{DateTime, Utc};
 
 use super::analysis::{self, Gate, RunKind};
-use super::cleanup;
-use super::pause::{Pause, chrono_duration, pause_done, step_complete};
+use super::cleanup::{self, Serving};
+use super::deadline::{ANALYSIS_REASON, DEADLINE_REASON, PROGRESS_CONDITION, check_deadline};
+use super::pause::{Pause, pause_done, step_complete};
+use super::replicas::{ensure_scale, point_service, progressing, waiting_for};
 use super::target::Target;
 use super::{Draft, Intent, Outcome};
 use crate::rollout::model::{
-    Canary, ConditionKind, Observed, PauseReason, ReplicaSetView, Step, ValidatedRollout,
+    Canary, Observed, PauseReason, ReplicaSetView, Step, ValidatedRollout,
 };
 use crate::traffic::{DesiredTraffic, SubsetHashes};
 
@@ -58,31 +60,11 @@ fn stable_in_world<'a>(c: &Canary, o: &'a Observed) -> Option<&'a str> {
     selected.filter(|h| o.replica_set(h).is_some())
 }
 
-/// Outcome with the persisted values carried over; callers change what moved.
-fn carry(o: &Observed, stable: Option<&str>) -> Outcome {
-    let p = &o.persisted;
-    Outcome {
-        stable_hash: stable.map(str::to_owned),
-        current_step_index: p.current_step_index,
-        desired_traffic: None,
-        abort: p.abort,
-        aborted_at: p.aborted_at,
-        promote_full: p.promote_full,
-        pause_conditions: p.pause_conditions.clone(),
-        controller_pause: p.controller_pause,
-        progress: (String::new(), String::new()),
-        deadline_exceeded: false,
-        completed: false,
-        step_run: p.step_run.clone(),
-        background_run: p.background_run.clone(),
-    }
-}
-
 /// No stable version yet: the first template goes straight to full scale, no steps.
 fn first_deploy(r: &ValidatedRollout, c: &Canary, o: &Observed, d: &mut Draft) -> Outcome {
     let hash = &r.template_hash;
     ensure_scale(r, o, d, hash, r.replicas);
-    let mut out = carry(o, None);
+    let mut out = Outcome::carry(o, None);
     out.current_step_index = Some(c.steps.len());
     out.start_fresh();
     let ready = o
@@ -114,7 +96,7 @@ fn settle(
     stable: &ReplicaSetView,
 ) -> Outcome {
     let hash = &stable.hash;
-    let mut out = carry(o, Some(hash));
+    let mut out = Outcome::carry(o, Some(hash));
     out.step_run = None;
     out.background_run = None;
     analysis::terminate_others(o, d, &out);
@@ -132,7 +114,14 @@ fn settle(
     // (the promotion that just finished said Healthy; saying Progressing now would flap).
     out.completed = d.intents.is_empty() && stable.available >= r.replicas;
     let protected = [hash.as_str()];
-    cleanup::scale_down_others(r, c, o, d, &protected, c.scale_down_delay);
+    cleanup::scale_down_others(
+        r,
+        Serving::Canary(c),
+        o,
+        d,
+        &protected,
+        Some(c.scale_down_delay),
+    );
     out.progress = if out.completed {
         progressing("NewReplicaSetAvailable", "Rollout is healthy".into())
     } else {
@@ -149,7 +138,7 @@ fn progress(
     d: &mut Draft,
     stable: &ReplicaSetView,
 ) -> Outcome {
-    let mut out = carry(o, Some(&stable.hash));
+    let mut out = Outcome::carry(o, Some(&stable.hash));
     if o.persisted.current_hash.as_deref() != Some(r.template_hash.as_str()) {
         // A new revision (first canary, or one superseding a canary in flight): start over.
         out.current_step_index = Some(0);
@@ -187,7 +176,14 @@ fn progress(
         point_service(o.stable_service_hash.as_deref(), d, service, &stable.hash);
     }
     let protected = [stable.hash.as_str(), r.template_hash.as_str()];
-    cleanup::scale_down_others(r, c, o, d, &protected, std::time::Duration::ZERO);
+    cleanup::scale_down_others(
+        r,
+        Serving::Canary(c),
+        o,
+        d,
+        &protected,
+        Some(std::time::Duration::ZERO),
+    );
     // A retried canary drops the scale-down deadline of its abort at once, whether or not a
     // step scales it now (held, or shrinking only later): a later abort waits its full delay.
     if let Some(rs) = o
@@ -215,47 +211,6 @@ fn progress(
     }
     out
 }
-
-/// Progress is a change of the `Progressing` message; none for `progressDeadlineSeconds`
-/// (outside pauses) means the release is stuck.
-fn check_deadline(r: &ValidatedRollout, o: &Observed, d: &mut Draft, out: &mut Outcome) {
-    // Waiting for an analysis verdict is not being stuck: the run has its own limits.
-    if out.completed || !out.pause_conditions.is_empty() || out.progress.0 == ANALYSIS_REASON {
-        return;
-    }
-    let previous = o
-        .persisted
-        .conditions
-        .iter()
-        .find(|c| c.kind == PROGRESS_CONDITION);
-    let unchanged = previous.is_some_and(|c| {
-        c.message
-            .strip_prefix(DEADLINE_PREFIX)
-            .unwrap_or(&c.message)
-            == out.progress.1
-    });
-    let since = match previous {
-        Some(c) if unchanged => c.last_update_time,
-        _ => d.now,
-    };
-    // Once exceeded, it stays exceeded until progress is made: the condition's update time
-    // moved when it flipped, so counting from it again would flap back to Progressing.
-    let already = unchanged && previous.is_some_and(|c| c.reason == DEADLINE_REASON);
-    let deadline = since + chrono_duration(r.progress_deadline);
-    if already || d.now >= deadline {
-        out.deadline_exceeded = true;
-    } else {
-        d.wake(deadline);
-    }
-}
-
-/// `Progressing` reason while a step waits for its AnalysisRun.
-const ANALYSIS_REASON: &str = "AnalysisRunning";
-
-/// `Progressing=False` reason once the deadline passed (Argo's wording).
-pub(crate) const DEADLINE_REASON: &str = "ProgressDeadlineExceeded";
-/// Put before the stuck progress message, so the deadline check still recognises it.
-pub(crate) const DEADLINE_PREFIX: &str = "progress deadline exceeded: ";
 
 /// Walks the steps from the current index, completing every step the cluster already shows.
 fn run_steps(
@@ -474,7 +429,14 @@ fn promote(
         out.progress = progressing("NewReplicaSetAvailable", "Rollout is healthy".into());
         // The old stable version starts its scale-down delay in this same pass: a plan with no
         // intents and no timer might be the last reconcile for a long while.
-        cleanup::scale_down_others(r, c, o, d, &[new.as_str()], c.scale_down_delay);
+        cleanup::scale_down_others(
+            r,
+            Serving::Canary(c),
+            o,
+            d,
+            &[new.as_str()],
+            Some(c.scale_down_delay),
+        );
     } else {
         let msg = format!("promoting {new}: moving stable traffic off {}", stable.hash);
         out.progress = progressing("RolloutPromoting", msg);
@@ -491,7 +453,7 @@ fn abort(
     stable: &ReplicaSetView,
     aborted_at: Option<DateTime<Utc>>,
 ) -> Outcome {
-    let mut out = carry(o, Some(&stable.hash));
+    let mut out = Outcome::carry(o, Some(&stable.hash));
     out.abort = true;
     out.aborted_at = Some(aborted_at.unwrap_or(d.now));
     out.current_step_index = Some(0);
@@ -521,7 +483,14 @@ fn abort(
     let verified = d.intents.is_empty();
     if verified {
         let protected = [stable.hash.as_str()];
-        cleanup::scale_down_others(r, c, o, d, &protected, c.abort_scale_down_delay);
+        cleanup::scale_down_others(
+            r,
+            Serving::Canary(c),
+            o,
+            d,
+            &protected,
+            c.abort_scale_down_delay,
+        );
     }
     for run in o.analysis_runs.iter().filter(|r| !r.phase.is_completed()) {
         d.push(Intent::TerminateAnalysisRun {
@@ -761,77 +730,6 @@ fn point_services(c: &Canary, o: &Observed, d: &mut Draft, stable: &str, canary:
     }
 }
 
-fn point_service(current: Option<&str>, d: &mut Draft, service: &str, hash: &str) {
-    if current != Some(hash) {
-        d.push(Intent::PointService {
-            service: service.to_owned(),
-            hash: hash.to_owned(),
-        });
-    }
-}
-
-/// Creates or scales the ReplicaSet of `hash` to `replicas`, clearing a pending scale-down.
-pub(crate) fn ensure_scale(
-    r: &ValidatedRollout,
-    o: &Observed,
-    d: &mut Draft,
-    hash: &str,
-    replicas: i32,
-) {
-    match o.replica_set(hash) {
-        None => {
-            let revision = o
-                .replica_sets
-                .iter()
-                .map(|rs| rs.revision)
-                .max()
-                .unwrap_or(0)
-                + 1;
-            let pending = d
-                .intents
-                .iter()
-                .any(|i| matches!(i, Intent::CreateReplicaSet { hash: h, .. } if h == hash));
-            if !pending {
-                d.push(Intent::CreateReplicaSet {
-                    hash: hash.to_owned(),
-                    replicas,
-                    revision,
-                });
-            }
-        }
-        Some(rs) => {
-            if rs.scale_down_at.is_some() {
-                d.push(Intent::SetScaleDownDeadline {
-                    name: rs.name.clone(),
-                    at: None,
-                });
-            }
-            if rs.replicas != replicas {
-                d.push(Intent::ScaleReplicaSet {
-                    name: rs.name.clone(),
-                    replicas,
-                });
-            }
-            let newest = o.replica_sets.iter().map(|x| x.revision).max().unwrap_or(0);
-            if hash == r.template_hash && rs.revision < newest {
-                d.push(Intent::SetRevision {
-                    name: rs.name.clone(),
-                    revision: newest + 1,
-                });
-            }
-        }
-    }
-}
-
-fn progressing(reason: &str, message: String) -> (String, String) {
-    (reason.to_owned(), message)
-}
-
-fn waiting_for(o: &Observed, hash: &str, replicas: i32) -> String {
-    let available = o.replica_set(hash).map_or(0, |rs| rs.available);
-    format!("waiting for ReplicaSet {hash}: {available}/{replicas} available")
-}
-
 fn step_message(o: &Observed, new: &str, t: &Target, reached: bool) -> String {
     if reached {
         return format!("canary at weight {} verified", t.weight);
@@ -843,17 +741,4 @@ fn step_message(o: &Observed, new: &str, t: &Target, reached: bool) -> String {
         waiting_for(o, new, t.canary_replicas),
         t.weight
     )
-}
-
-/// The condition kind whose message tracks progress, for the progress deadline.
-const PROGRESS_CONDITION: ConditionKind = ConditionKind::Progressing;
-
-/// Scales a ReplicaSet to zero (no-op when it already is).
-pub(crate) fn ensure_scale_down(d: &mut Draft, rs: &ReplicaSetView) {
-    if rs.replicas != 0 {
-        d.push(Intent::ScaleReplicaSet {
-            name: rs.name.clone(),
-            replicas: 0,
-        });
-    }
 }

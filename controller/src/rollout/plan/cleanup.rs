@@ -6,19 +6,39 @@
 
 use std::time::Duration;
 
-use super::canary::ensure_scale_down;
 use super::pause::chrono_duration;
+use super::replicas::ensure_scale_down;
 use super::{Draft, Intent};
 use crate::rollout::model::{Canary, Observed, ReplicaSetView, ValidatedRollout};
 
-/// Scales every unprotected ReplicaSet to zero once it carries no traffic and `delay` passed.
+/// How a strategy sends traffic to its ReplicaSets.
+#[derive(Clone, Copy)]
+pub(crate) enum Serving<'a> {
+    Canary(&'a Canary),
+    /// Only the active Service carries production traffic; the preview is for tests.
+    BlueGreen,
+}
+
+impl Serving<'_> {
+    /// Whether pods can be kept for a delay: without a mesh a canary's weight is its share of
+    /// pods, so extra pods would take traffic and must go at once.
+    fn delays(self) -> bool {
+        match self {
+            Serving::Canary(c) => c.traffic_routing,
+            Serving::BlueGreen => true,
+        }
+    }
+}
+
+/// Scales every unprotected ReplicaSet to zero once it carries no traffic and `delay` passed
+/// (`None` keeps them running: `abortScaleDownDelaySeconds: 0`).
 pub(crate) fn scale_down_others(
     r: &ValidatedRollout,
-    c: &Canary,
+    c: Serving<'_>,
     o: &Observed,
     d: &mut Draft,
     protected: &[&str],
-    delay: Duration,
+    delay: Option<Duration>,
 ) {
     let (kept, others): (Vec<&ReplicaSetView>, Vec<&ReplicaSetView>) = o
         .replica_sets
@@ -28,16 +48,18 @@ pub(crate) fn scale_down_others(
     // the kept versions have the Rollout's replicas available.
     let covered = kept.iter().map(|rs| rs.available).sum::<i32>() >= r.replicas;
     for rs in others.into_iter().filter(|rs| rs.replicas > 0) {
-        if receives_traffic(c, o, &rs.hash) || !(c.traffic_routing || covered) {
+        if receives_traffic(c, o, &rs.hash) || !(c.delays() || covered) {
             continue;
         }
-        scale_down_after(c, d, rs, delay);
+        if let Some(delay) = delay {
+            scale_down_after(c, d, rs, delay);
+        }
     }
     prune_history(r, c, o, d, protected);
 }
 
-fn scale_down_after(c: &Canary, d: &mut Draft, rs: &ReplicaSetView, delay: Duration) {
-    if !c.traffic_routing || delay.is_zero() {
+fn scale_down_after(c: Serving<'_>, d: &mut Draft, rs: &ReplicaSetView, delay: Duration) {
+    if !c.delays() || delay.is_zero() {
         ensure_scale_down(d, rs);
         return;
     }
@@ -57,8 +79,12 @@ fn scale_down_after(c: &Canary, d: &mut Draft, rs: &ReplicaSetView, delay: Durat
 
 /// True when a Service selector or a DestinationRule subset that may carry traffic selects
 /// `hash`. The stable selectors always carry traffic; the canary ones only while the weight
-/// read back is not 0 or a managed route exists.
-pub(crate) fn receives_traffic(c: &Canary, o: &Observed, hash: &str) -> bool {
+/// read back is not 0 or a managed route exists. Blue-green: the active Service's.
+pub(crate) fn receives_traffic(c: Serving<'_>, o: &Observed, hash: &str) -> bool {
+    let c = match c {
+        Serving::Canary(c) => c,
+        Serving::BlueGreen => return o.stable_service_hash.as_deref() == Some(hash),
+    };
     if !c.traffic_routing {
         return false;
     }
@@ -77,7 +103,7 @@ pub(crate) fn receives_traffic(c: &Canary, o: &Observed, hash: &str) -> bool {
 /// Deletes scaled-down ReplicaSets beyond `revisionHistoryLimit`, oldest revisions first.
 fn prune_history(
     r: &ValidatedRollout,
-    c: &Canary,
+    c: Serving<'_>,
     o: &Observed,
     d: &mut Draft,
     protected: &[&str],

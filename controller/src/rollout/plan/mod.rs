@@ -15,9 +15,12 @@
 //! - A settled world yields no intents and no requeue (invariant 6).
 
 mod analysis;
+mod bluegreen;
 mod canary;
 mod cleanup;
+mod deadline;
 mod pause;
+mod replicas;
 mod status;
 mod target;
 
@@ -81,6 +84,7 @@ pub fn plan(rollout: &ValidatedRollout, observed: &Observed, now: DateTime<Utc>)
     let mut draft = Draft::new(now);
     let outcome = match &rollout.strategy {
         Strategy::Canary(canary) => canary::plan(rollout, canary, observed, &mut draft),
+        Strategy::BlueGreen(bg) => bluegreen::plan(rollout, bg, observed, &mut draft),
     };
     draft.finish(rollout, observed, outcome)
 }
@@ -102,9 +106,43 @@ pub(crate) struct Outcome {
     pub completed: bool,
     pub step_run: Option<super::model::RunStatus>,
     pub background_run: Option<super::model::RunStatus>,
+    /// Blue-green only: what the Services select once this plan is applied.
+    pub blue_green: Option<BlueGreenState>,
+}
+
+/// Blue-green status: the Services' selectors (as they are once the plan is applied) and
+/// whether the switch has begun.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlueGreenState {
+    pub active: Option<String>,
+    pub preview: Option<String>,
+    /// `scaleUpPreviewCheckPoint`: the preview is being scaled up for the switch.
+    pub promoting: bool,
 }
 
 impl Outcome {
+    /// The persisted values carried over, with `stable` as the stable version; callers change
+    /// what moved.
+    pub fn carry(o: &Observed, stable: Option<&str>) -> Self {
+        let p = &o.persisted;
+        Outcome {
+            stable_hash: stable.map(str::to_owned),
+            current_step_index: p.current_step_index,
+            desired_traffic: None,
+            abort: p.abort,
+            aborted_at: p.aborted_at,
+            promote_full: p.promote_full,
+            pause_conditions: p.pause_conditions.clone(),
+            controller_pause: p.controller_pause,
+            progress: (String::new(), String::new()),
+            deadline_exceeded: false,
+            completed: false,
+            step_run: p.step_run.clone(),
+            background_run: p.background_run.clone(),
+            blue_green: None,
+        }
+    }
+
     /// No pause in force: a step moved on, or the release ended.
     pub fn unpause(&mut self) {
         self.pause_conditions.clear();

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 
 use super::Outcome;
-use super::canary::{DEADLINE_PREFIX, DEADLINE_REASON};
+use super::deadline::{DEADLINE_PREFIX, DEADLINE_REASON};
 use crate::rollout::model::{
     Condition, ConditionKind, Observed, PauseCondition, Persisted, Strategy, ValidatedRollout,
 };
@@ -65,20 +65,42 @@ pub struct NextStatus {
     /// The AnalysisRun of the current step and the background one.
     pub step_run: Option<crate::rollout::model::RunStatus>,
     pub background_run: Option<crate::rollout::model::RunStatus>,
+    /// Blue-green: the Services' selectors and the switch checkpoint.
+    pub blue_green: Option<super::BlueGreenState>,
 }
 
 /// Something that happened in this reconcile, worth an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transition {
-    RolloutUpdated { hash: String },
-    StepCompleted { index: usize, total: usize },
-    TrafficWeightUpdated { canary: u8 },
-    RolloutPaused { reason: String },
+    RolloutUpdated {
+        hash: String,
+    },
+    StepCompleted {
+        index: usize,
+        total: usize,
+    },
+    TrafficWeightUpdated {
+        canary: u8,
+    },
+    RolloutPaused {
+        reason: String,
+    },
     RolloutResumed,
-    RolloutPromoted { hash: String },
-    RolloutAborted { message: String },
+    RolloutPromoted {
+        hash: String,
+    },
+    RolloutAborted {
+        message: String,
+    },
     RolloutRetried,
-    ProgressDeadlineExceeded { message: String },
+    ProgressDeadlineExceeded {
+        message: String,
+    },
+    /// Blue-green: the active Service now selects `hash`.
+    ActiveServiceSwitched {
+        service: String,
+        hash: String,
+    },
 }
 
 pub(crate) fn next_status(
@@ -110,6 +132,7 @@ pub(crate) fn next_status(
         message,
         step_run: out.step_run.clone(),
         background_run: out.background_run.clone(),
+        blue_green: out.blue_green.clone(),
     }
 }
 
@@ -135,7 +158,6 @@ fn phase_message(phase: Phase, out: &Outcome) -> String {
 
 fn weights(r: &ValidatedRollout, o: &Observed, out: &Outcome) -> Option<Weights> {
     let desired = out.desired_traffic.as_ref()?;
-    let Strategy::Canary(_) = &r.strategy;
     let stable_hash = out
         .stable_hash
         .clone()
@@ -260,8 +282,10 @@ pub(crate) fn transitions(
             hash: next.current_hash.clone(),
         });
     }
-    let Strategy::Canary(c) = &r.strategy;
-    step_transitions(prev, next, same_revision, c.steps.len(), &mut t);
+    match &r.strategy {
+        Strategy::Canary(c) => step_transitions(prev, next, same_revision, c.steps.len(), &mut t),
+        Strategy::BlueGreen(b) => switch_transitions(b, prev, next, &mut t),
+    }
     if let Some(w) = next.weights.as_ref().filter(|w| w.verified)
         && prev.verified_weight != Some(w.canary)
         && prev.current_hash.is_some()
@@ -277,6 +301,24 @@ pub(crate) fn transitions(
         t.push(Transition::RolloutPromoted { hash: hash.clone() });
     }
     t
+}
+
+/// The active Service moved to another version (a switch, or a switch back).
+fn switch_transitions(
+    b: &crate::rollout::model::BlueGreen,
+    prev: &Persisted,
+    next: &NextStatus,
+    t: &mut Vec<Transition>,
+) {
+    let active = next.blue_green.as_ref().and_then(|s| s.active.as_ref());
+    if let (Some(before), Some(after)) = (&prev.active_selector, active)
+        && before != after
+    {
+        t.push(Transition::ActiveServiceSwitched {
+            service: b.active_service.clone(),
+            hash: after.clone(),
+        });
+    }
 }
 
 /// Steps passed in this reconcile, counted against all the steps; none for the steps that

@@ -140,7 +140,7 @@ impl ValidatedRollout {
                 canary_service: Some(CANARY_SVC.into()),
                 stable_service: Some(STABLE_SVC.into()),
                 scale_down_delay: Duration::from_secs(30),
-                abort_scale_down_delay: Duration::from_secs(30),
+                abort_scale_down_delay: Some(Duration::from_secs(30)),
                 background_analysis: None,
             }),
         })
@@ -153,7 +153,9 @@ pub fn rollout() -> RolloutBuilder {
 
 impl RolloutBuilder {
     fn canary(&mut self) -> &mut Canary {
-        let Strategy::Canary(c) = &mut self.0.strategy;
+        let Strategy::Canary(c) = &mut self.0.strategy else {
+            panic!("not a canary Rollout");
+        };
         c
     }
 
@@ -204,7 +206,8 @@ impl RolloutBuilder {
     }
 
     pub fn abort_scale_down_delay(mut self, secs: u64) -> Self {
-        self.canary().abort_scale_down_delay = Duration::from_secs(secs);
+        // 0 keeps the aborted canary, as `abortScaleDownDelaySeconds: 0` does.
+        self.canary().abort_scale_down_delay = (secs > 0).then(|| Duration::from_secs(secs));
         self
     }
 
@@ -219,7 +222,9 @@ impl RolloutBuilder {
 }
 
 pub fn canary_of(r: &ValidatedRollout) -> &Canary {
-    let Strategy::Canary(c) = &r.strategy;
+    let Strategy::Canary(c) = &r.strategy else {
+        panic!("not a canary Rollout");
+    };
     c
 }
 
@@ -490,6 +495,8 @@ pub fn persist(previous: &Persisted, next: &NextStatus) -> Persisted {
         verified_weight,
         step_run: next.step_run.clone(),
         background_run: next.background_run.clone(),
+        promoting: next.blue_green.as_ref().is_some_and(|b| b.promoting),
+        active_selector: next.blue_green.as_ref().and_then(|b| b.active.clone()),
     }
 }
 

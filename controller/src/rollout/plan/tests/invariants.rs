@@ -118,6 +118,8 @@ fn persisted(steps: usize) -> impl Strategy<Value = Persisted> {
                     verified_weight: w,
                     step_run: None,
                     background_run: None,
+                    promoting: false,
+                    active_selector: None,
                 }
             },
         )
@@ -241,8 +243,8 @@ proptest! {
             let delay = canary_of(&r).abort_scale_down_delay;
             let deadline = o.replica_set(&r.template_hash).and_then(|rs| rs.scale_down_at);
             prop_assert!(
-                delay.is_zero() || deadline.is_some_and(|d| d <= t0()),
-                "scaled down without a passed deadline"
+                delay.is_some_and(|delay| delay.is_zero() || deadline.is_some_and(|d| d <= t0())),
+                "scaled down without a passed deadline (or with abortScaleDownDelaySeconds 0)"
             );
         }
     }

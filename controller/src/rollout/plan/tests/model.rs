@@ -495,9 +495,11 @@ impl Model {
             && rs.hash == self.rollout.template_hash
             && self.canary_destination() == Some(rs.hash.as_str());
         if to_zero && aborted && self.mesh.is_some() && rs.replicas() > 0 {
-            let delay = super::super::pause::chrono_duration(
-                super::fixtures::canary_of(&self.rollout).abort_scale_down_delay,
-            );
+            let Some(delay) = super::fixtures::canary_of(&self.rollout).abort_scale_down_delay
+            else {
+                return Err("aborted canary scaled down with abortScaleDownDelaySeconds 0".into());
+            };
+            let delay = super::super::pause::chrono_duration(delay);
             let Some(quiet) = self.canary_quiet_since else {
                 return Err(
                     "invariant 3: aborted canary scaled down before traffic showed 0".into(),

@@ -511,14 +511,17 @@ impl Sim {
                 if !s.abort && !deadline {
                     self.fail("Degraded at rest with neither abort nor deadline");
                 }
-                if s.abort && m.replicas(&m.rollout.template_hash) != 0 {
+                let keeps = canary_of(&m.rollout).abort_scale_down_delay.is_none();
+                if s.abort && !keeps && m.replicas(&m.rollout.template_hash) != 0 {
                     self.fail("aborted at rest with the canary still scaled up");
                 }
             }
             Phase::Paused => {
                 let waits = m.rollout.paused
                     || s.pause_conditions.iter().any(|c| match c.reason {
-                        PauseReason::AnalysisStep | PauseReason::InconclusiveAnalysis => true,
+                        PauseReason::AnalysisStep
+                        | PauseReason::InconclusiveAnalysis
+                        | PauseReason::BlueGreenPause => true,
                         PauseReason::CanaryPauseStep => s
                             .current_step_index
                             .and_then(|i| self.steps().get(i))

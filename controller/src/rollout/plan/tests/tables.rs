@@ -562,7 +562,11 @@ fn managed_routes_are_removed_on_promotion_and_on_abort() {
     let p = aborted.converge();
     assert_eq!(p.status.phase, Phase::Degraded);
     assert_eq!(route_names(&aborted), (vec![], vec![]));
-    assert_eq!(aborted.replicas("v2"), 0);
+    assert_eq!(
+        aborted.replicas("v2"),
+        1,
+        "abortScaleDownDelaySeconds 0 keeps the aborted canary's pods (Argo's meaning)"
+    );
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -669,7 +673,9 @@ fn a_failing_background_analysis_aborts_mid_release_and_a_retry_starts_a_fresh_r
     let mut r = rollout()
         .steps([set_weight(20), pause(None), set_weight(50)])
         .build();
-    let crate::rollout::model::Strategy::Canary(c) = &mut r.strategy;
+    let crate::rollout::model::Strategy::Canary(c) = &mut r.strategy else {
+        panic!("not a canary Rollout");
+    };
     c.background_analysis = Some(1);
     let mut m = Model::releasing(r, t0());
     m.run_verdict = RunPhase::Running;
@@ -731,11 +737,13 @@ fn abort_keeps_traffic_on_the_canary_while_stable_has_no_pod() {
 fn retry_restarts_the_release_from_the_first_step() {
     let r = rollout()
         .steps([set_weight(20), pause(None), set_weight(50)])
-        .abort_scale_down_delay(0)
+        .abort_scale_down_delay(1)
         .build();
     let mut m = Model::releasing(r, t0());
     m.converge();
     m.abort();
+    m.converge();
+    m.advance(secs(1));
     let p = m.converge();
     assert_eq!(p.status.phase, Phase::Degraded);
     assert_eq!((m.replicas("v2"), m.weight()), (0, Some(0)));
@@ -874,7 +882,7 @@ fn stuck(abort: bool) -> Model {
     let mut b = rollout()
         .steps([set_weight(20), pause(None)])
         .progress_deadline(60)
-        .abort_scale_down_delay(0);
+        .abort_scale_down_delay(1);
     if abort {
         b = b.progress_deadline_abort();
     }
@@ -928,6 +936,8 @@ fn progress_deadline_abort_aborts_and_keeps_the_reason() {
     let p = m.reconcile();
     assert!(p.status.abort);
     assert!(p.has(|t| matches!(t, Transition::RolloutAborted { .. })));
+    m.converge();
+    m.advance(secs(1));
     let p = m.converge();
     assert_eq!(p.status.phase, Phase::Degraded);
     assert_eq!(progressing_condition(&p).reason, "ProgressDeadlineExceeded");

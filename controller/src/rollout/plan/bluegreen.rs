@@ -1,0 +1,491 @@
+//! Blue-green planning: preview, pre-promotion analysis, the switch of the active Service,
+//! post-promotion analysis, abort and rollback.
+//!
+//! A release moves through stages derived from the status and the world, never from memory:
+//! the preview ReplicaSet scales to `previewReplicaCount` behind the preview Service; its
+//! pre-promotion analysis and the pause before the switch gate `scaleUpPreviewCheckPoint`;
+//! once that is set the preview scales to full size, and the active Service moves to it only
+//! when every pod is available. The old version stays stable, at full size and with no
+//! scale-down deadline, until the post-promotion analysis passed: a failure moves the active
+//! Service back to pods that never stopped running.
+//!
+//! Guarantees (DESIGN section 3, blue-green form):
+//! - The active Service is only pointed at a ReplicaSet with `replicas` available pods.
+//! - The stable ReplicaSet keeps `replicas` pods while any other version is active or being
+//!   judged; others lose their pods only when the active Service does not select them, and
+//!   only after their delay (persisted, so a restart neither shortens nor repeats it).
+//! - A Failed or Error run aborts; an abort returns the active Service to stable before the
+//!   new version loses a pod.
+
+use super::analysis::{self, Gate, RunKind};
+use super::cleanup::{self, Serving};
+use super::deadline::{ANALYSIS_REASON, check_deadline};
+use super::pause::{Pause, pause_done};
+use super::replicas::{ensure_scale, point_service, progressing, waiting_for};
+use super::{BlueGreenState, Draft, Intent, Outcome};
+use crate::rollout::model::{BlueGreen, Observed, PauseReason, ReplicaSetView, ValidatedRollout};
+
+pub(crate) fn plan(r: &ValidatedRollout, b: &BlueGreen, o: &Observed, d: &mut Draft) -> Outcome {
+    let stable = o
+        .persisted
+        .stable_hash
+        .as_deref()
+        .and_then(|h| o.replica_set(h));
+    let mut out = match stable {
+        None => first_deploy(r, b, o, d),
+        Some(stable) if stable.hash == r.template_hash => settle(r, b, o, d, stable),
+        Some(stable) => release(r, b, o, d, stable),
+    };
+    out.blue_green = Some(selectors(b, o, d, out.blue_green.take()));
+    out
+}
+
+/// The active Service's selector now (`None`: it selects no version yet).
+fn active(o: &Observed) -> Option<&str> {
+    o.stable_service_hash.as_deref()
+}
+
+/// What the Services select once the plan is applied, and the checkpoint.
+fn selectors(
+    b: &BlueGreen,
+    o: &Observed,
+    d: &Draft,
+    state: Option<BlueGreenState>,
+) -> BlueGreenState {
+    let pointed = |service: &str, now: Option<&str>| {
+        d.intents
+            .iter()
+            .rev()
+            .find_map(|i| match i {
+                Intent::PointService { service: s, hash } if s == service => Some(hash.clone()),
+                _ => None,
+            })
+            .or_else(|| now.map(str::to_owned))
+    };
+    BlueGreenState {
+        active: pointed(&b.active_service, active(o)),
+        preview: b
+            .preview_service
+            .as_deref()
+            .and_then(|s| pointed(s, o.canary_service_hash.as_deref())),
+        promoting: state.is_some_and(|s| s.promoting),
+    }
+}
+
+fn promoting(out: &Outcome) -> bool {
+    out.blue_green.as_ref().is_some_and(|s| s.promoting)
+}
+
+fn set_promoting(out: &mut Outcome, promoting: bool) {
+    out.blue_green = Some(BlueGreenState {
+        promoting,
+        ..BlueGreenState::default()
+    });
+}
+
+/// No stable version yet: the first template at full size, then both Services onto it.
+fn first_deploy(r: &ValidatedRollout, b: &BlueGreen, o: &Observed, d: &mut Draft) -> Outcome {
+    let mut out = Outcome::carry(o, None);
+    out.start_fresh();
+    out.current_step_index = None;
+    let hash = &r.template_hash;
+    let served = serve(r, b, o, d, hash);
+    if served && d.intents.is_empty() {
+        out.stable_hash = Some(hash.clone());
+        out.completed = true;
+    }
+    // A template replaced before the first one was ever stable: its pods go once unselected.
+    cleanup::scale_down_others(
+        r,
+        Serving::BlueGreen,
+        o,
+        d,
+        &[hash.as_str()],
+        Some(b.scale_down_delay),
+    );
+    out.progress = healthy_or_waiting(o, hash, r.replicas, out.completed);
+    out
+}
+
+/// The template is the stable one: steady state, or a rollback to it (no analysis, no pause).
+fn settle(
+    r: &ValidatedRollout,
+    b: &BlueGreen,
+    o: &Observed,
+    d: &mut Draft,
+    stable: &ReplicaSetView,
+) -> Outcome {
+    let hash = &stable.hash;
+    let mut out = Outcome::carry(o, Some(hash));
+    out.step_run = None;
+    out.background_run = None;
+    analysis::terminate_others(o, d, &out);
+    out.current_step_index = None;
+    out.start_fresh();
+    let served = serve(r, b, o, d, hash);
+    out.completed = served && d.intents.is_empty();
+    cleanup::scale_down_others(
+        r,
+        Serving::BlueGreen,
+        o,
+        d,
+        &[hash.as_str()],
+        Some(b.scale_down_delay),
+    );
+    out.progress = healthy_or_waiting(o, hash, r.replicas, out.completed);
+    out
+}
+
+/// Full size for `hash`, then (with every pod available) the active and preview Services onto
+/// it. True once both select it.
+fn serve(r: &ValidatedRollout, b: &BlueGreen, o: &Observed, d: &mut Draft, hash: &str) -> bool {
+    ensure_scale(r, o, d, hash, r.replicas);
+    if !fully_available(r, o, hash) {
+        return false;
+    }
+    point_service(active(o), d, &b.active_service, hash);
+    if let Some(preview) = &b.preview_service {
+        point_service(o.canary_service_hash.as_deref(), d, preview, hash);
+    }
+    true
+}
+
+fn fully_available(r: &ValidatedRollout, o: &Observed, hash: &str) -> bool {
+    o.replica_set(hash)
+        .is_some_and(|rs| rs.available >= r.replicas && rs.replicas >= r.replicas)
+}
+
+fn healthy_or_waiting(o: &Observed, hash: &str, replicas: i32, done: bool) -> (String, String) {
+    if done {
+        progressing("NewReplicaSetAvailable", "Rollout is healthy".into())
+    } else {
+        progressing("ReplicaSetUpdated", waiting_for(o, hash, replicas))
+    }
+}
+
+/// A new template is being released against the stable one.
+fn release(
+    r: &ValidatedRollout,
+    b: &BlueGreen,
+    o: &Observed,
+    d: &mut Draft,
+    stable: &ReplicaSetView,
+) -> Outcome {
+    let mut out = Outcome::carry(o, Some(&stable.hash));
+    out.current_step_index = None;
+    set_promoting(&mut out, o.persisted.promoting);
+    let resumed = o.persisted.current_hash.as_deref() == Some(r.template_hash.as_str());
+    if !resumed {
+        // A new revision (first preview, or one superseding a preview): start over.
+        out.start_fresh();
+        out.step_run = None;
+        out.background_run = None;
+        set_promoting(&mut out, false);
+    }
+    if !out.abort && o.persisted.aborted_at.is_some() {
+        // A retry: the failed attempt's runs and checkpoint decide nothing now.
+        out.step_run = None;
+        out.background_run = None;
+        set_promoting(&mut out, false);
+    }
+    if out.abort {
+        return abort(r, b, o, d, stable, out.aborted_at);
+    }
+    // The version to return to keeps its full size until another one is stable.
+    ensure_scale(r, o, d, &stable.hash, r.replicas);
+    if r.paused {
+        out.progress = (
+            "RolloutPaused".into(),
+            "Rollout is paused by spec.paused".into(),
+        );
+        return out;
+    }
+    let mut out = stages(r, b, o, d, stable, out);
+    if out.abort {
+        return out;
+    }
+    analysis::terminate_others(o, d, &out);
+    check_deadline(r, o, d, &mut out);
+    if out.deadline_exceeded && r.progress_deadline_abort {
+        d.intents.clear();
+        d.wake_at = None;
+        let mut aborted = abort(r, b, o, d, stable, Some(d.now));
+        aborted.deadline_exceeded = true;
+        aborted.progress.1 = format!("{}; {}", out.progress.1, aborted.progress.1);
+        return aborted;
+    }
+    out
+}
+
+/// Preview, pre-promotion gate, switch, post-promotion gate, in that order.
+fn stages(
+    r: &ValidatedRollout,
+    b: &BlueGreen,
+    o: &Observed,
+    d: &mut Draft,
+    stable: &ReplicaSetView,
+    mut out: Outcome,
+) -> Outcome {
+    let new = r.template_hash.as_str();
+    let switched = active(o) == Some(new) && fully_available(r, o, new);
+    if switched {
+        // The switch happened (its status write may have been lost): it had begun.
+        set_promoting(&mut out, true);
+    }
+    let superseded = active(o).is_some_and(|a| a != new && a != stable.hash);
+    if superseded && fully_available(r, o, &stable.hash) {
+        // A version that was switched to but never confirmed is not kept in production while
+        // another one is previewed: back to stable first.
+        point_service(active(o), d, &b.active_service, &stable.hash);
+    }
+    let keep = [stable.hash.as_str(), new];
+    cleanup::scale_down_others(r, Serving::BlueGreen, o, d, &keep, Some(b.scale_down_delay));
+    let wanted = if promoting(&out) {
+        r.replicas
+    } else {
+        b.preview_replicas
+    };
+    ensure_scale(r, o, d, new, wanted);
+    if let Some(preview) = &b.preview_service {
+        point_service(o.canary_service_hash.as_deref(), d, preview, new);
+    }
+    let available = o.replica_set(new).map_or(0, |rs| rs.available);
+    if available < wanted || o.replica_set(new).is_none_or(|rs| rs.replicas < wanted) {
+        out.progress = progressing("ReplicaSetUpdated", waiting_for(o, new, wanted));
+        return out;
+    }
+    if !promoting(&out) {
+        match before_switch(r, b, o, d, &mut out) {
+            Ok(true) => {
+                set_promoting(&mut out, true);
+                out.unpause();
+                // Scale up at once rather than a reconcile later.
+                if b.preview_replicas < r.replicas {
+                    ensure_scale(r, o, d, new, r.replicas);
+                    out.progress = progressing("RolloutPromoting", waiting_for(o, new, r.replicas));
+                    return out;
+                }
+            }
+            Ok(false) => return out,
+            Err(failure) => return abort_for(r, b, o, d, stable, out, failure),
+        }
+    }
+    if !switched {
+        if !superseded {
+            point_service(active(o), d, &b.active_service, new);
+        }
+        out.progress = progressing(
+            "RolloutPromoting",
+            format!("switching Service {} to {new}", b.active_service),
+        );
+        return out;
+    }
+    match after_switch(r, b, o, d, &mut out) {
+        Ok(true) => promoted(r, b, o, d, out),
+        Ok(false) => out,
+        Err(failure) => abort_for(r, b, o, d, stable, out, failure),
+    }
+}
+
+/// The pre-promotion analysis and the pause before the switch: `Ok(true)` when the switch may
+/// begin, `Err` when the analysis failed.
+fn before_switch(
+    r: &ValidatedRollout,
+    b: &BlueGreen,
+    o: &Observed,
+    d: &mut Draft,
+    out: &mut Outcome,
+) -> Result<bool, String> {
+    if out.promote_full {
+        return Ok(true);
+    }
+    let resumed = o.persisted.current_hash.as_deref() == Some(r.template_hash.as_str());
+    if b.pre_promotion_analysis {
+        let passed = gate(r, o, d, out, RunKind::PrePromotion, resumed)?;
+        if !passed {
+            return Ok(false);
+        }
+    }
+    let Some(after) = b.auto_promotion else {
+        return Ok(pause_done(o, d, out, blue_green_pause(None, resumed)));
+    };
+    if after.is_zero() {
+        return Ok(true);
+    }
+    Ok(pause_done(
+        o,
+        d,
+        out,
+        blue_green_pause(Some(after), resumed),
+    ))
+}
+
+fn blue_green_pause(duration: Option<std::time::Duration>, resumed: bool) -> Pause {
+    Pause {
+        reason: PauseReason::BlueGreenPause,
+        duration,
+        resumed,
+    }
+}
+
+/// The post-promotion analysis: `Ok(true)` once the new version may become stable.
+fn after_switch(
+    r: &ValidatedRollout,
+    b: &BlueGreen,
+    o: &Observed,
+    d: &mut Draft,
+    out: &mut Outcome,
+) -> Result<bool, String> {
+    if !b.post_promotion_analysis || out.promote_full {
+        return Ok(true);
+    }
+    let resumed = o.persisted.current_hash.as_deref() == Some(r.template_hash.as_str());
+    gate(r, o, d, out, RunKind::PostPromotion, resumed)
+}
+
+/// One analysis gate: `Ok(true)` once its run passed (or an inconclusive one was promoted),
+/// `Err(reason)` when it failed.
+fn gate(
+    r: &ValidatedRollout,
+    o: &Observed,
+    d: &mut Draft,
+    out: &mut Outcome,
+    kind: RunKind,
+    resumed: bool,
+) -> Result<bool, String> {
+    let record = match kind {
+        RunKind::PostPromotion => &mut out.background_run,
+        _ => &mut out.step_run,
+    };
+    match analysis::gate(r, o, d, record, kind) {
+        Gate::Passed => Ok(true),
+        Gate::Failed(reason) => Err(reason),
+        Gate::Inconclusive => {
+            let pause = Pause {
+                reason: PauseReason::InconclusiveAnalysis,
+                duration: None,
+                resumed,
+            };
+            Ok(pause_done(o, d, out, pause))
+        }
+        Gate::Wait => {
+            let name = record_name(out, kind);
+            let stage = match kind {
+                RunKind::PostPromotion => "post-promotion",
+                _ => "pre-promotion",
+            };
+            out.progress = (
+                ANALYSIS_REASON.into(),
+                format!("waiting for {stage} AnalysisRun {name}"),
+            );
+            Ok(false)
+        }
+    }
+}
+
+fn record_name(out: &Outcome, kind: RunKind) -> String {
+    let record = match kind {
+        RunKind::PostPromotion => &out.background_run,
+        _ => &out.step_run,
+    };
+    record.as_ref().map(|s| s.name.clone()).unwrap_or_default()
+}
+
+/// The new version is stable: the old one starts its scale-down delay in the same pass.
+fn promoted(
+    r: &ValidatedRollout,
+    b: &BlueGreen,
+    o: &Observed,
+    d: &mut Draft,
+    mut out: Outcome,
+) -> Outcome {
+    let new = r.template_hash.as_str();
+    out.unpause();
+    out.promote_full = false;
+    out.stable_hash = Some(new.to_owned());
+    set_promoting(&mut out, false);
+    out.completed = d.intents.is_empty();
+    cleanup::scale_down_others(
+        r,
+        Serving::BlueGreen,
+        o,
+        d,
+        &[new],
+        Some(b.scale_down_delay),
+    );
+    out.progress = progressing("NewReplicaSetAvailable", "Rollout is healthy".into());
+    out
+}
+
+/// Aborts because an analysis failed: nothing planned for the stage runs, the verdict is said.
+fn abort_for(
+    r: &ValidatedRollout,
+    b: &BlueGreen,
+    o: &Observed,
+    d: &mut Draft,
+    stable: &ReplicaSetView,
+    out: Outcome,
+    reason: String,
+) -> Outcome {
+    d.intents.clear();
+    d.wake_at = None;
+    let mut aborted = abort(r, b, o, d, stable, Some(d.now));
+    aborted.step_run = out.step_run;
+    aborted.background_run = out.background_run;
+    aborted.progress.1 = format!("{reason}; {}", aborted.progress.1);
+    aborted
+}
+
+/// Aborts: the active Service back on the (fully available) stable pods, read back, and only
+/// then the new version scales down after `abortScaleDownDelaySeconds`.
+fn abort(
+    r: &ValidatedRollout,
+    b: &BlueGreen,
+    o: &Observed,
+    d: &mut Draft,
+    stable: &ReplicaSetView,
+    aborted_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Outcome {
+    let mut out = Outcome::carry(o, Some(&stable.hash));
+    out.abort = true;
+    out.aborted_at = Some(aborted_at.unwrap_or(d.now));
+    out.current_step_index = None;
+    out.unpause();
+    out.promote_full = false;
+    set_promoting(&mut out, false);
+    ensure_scale(r, o, d, &stable.hash, r.replicas);
+    let returned = active(o) == Some(stable.hash.as_str());
+    if !returned && fully_available(r, o, &stable.hash) {
+        point_service(active(o), d, &b.active_service, &stable.hash);
+    }
+    if returned {
+        cleanup::scale_down_others(
+            r,
+            Serving::BlueGreen,
+            o,
+            d,
+            &[stable.hash.as_str()],
+            b.abort_scale_down_delay,
+        );
+    }
+    for run in o.analysis_runs.iter().filter(|r| !r.phase.is_completed()) {
+        d.push(Intent::TerminateAnalysisRun {
+            name: run.name.clone(),
+        });
+    }
+    let done = if returned {
+        format!(
+            "Rollout aborted: Service {} is back on stable",
+            b.active_service
+        )
+    } else {
+        format!(
+            "Rollout aborted: returning Service {} to stable",
+            b.active_service
+        )
+    };
+    let message =
+        analysis::recorded_failure(&out).map_or_else(|| done.clone(), |f| format!("{f}; {done}"));
+    out.progress = ("RolloutAborted".into(), message);
+    out
+}
