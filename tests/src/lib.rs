@@ -129,6 +129,7 @@ where
 }
 
 pub mod analysis;
+pub mod bluegreen;
 pub mod controller;
 pub mod dump;
 pub mod fixtures;

@@ -1,0 +1,506 @@
+//! Blue-green scenarios: the Rollout with an active and a preview Service, the analysis templates
+//! its promotion gates use, waits on the Services and the blue-green status, and what the monitor
+//! recorded read back as a history of selectors and replica counts.
+//!
+//! A blue-green scenario runs like a canary one ([`crate::scenario`]: own namespace, in-process
+//! controller, invariant monitor, state printed on failure) but creates two plain Services instead
+//! of the mesh objects: the active Service's selector is the traffic switch, so BG1 and BG2 are
+//! what the monitor checks (see `monitor/bluegreen.rs`).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+pub use sluice_controller::replicaset::SCALE_DOWN_ANNOTATION;
+use sluice_crds::{
+    AnalysisRun, AnalysisTemplate, PauseReason, Rollout, RolloutAnalysisRunStatus, RolloutPhase,
+};
+
+use crate::fixtures::{self, APP, HASH_LABEL, ROLLOUT};
+use crate::monitor::{Change, Kind, Report};
+use crate::scenario::{self, Scenario, WAIT, current_hash, observed, phase, stable};
+use crate::wait_for_object;
+
+/// The Service that takes production traffic.
+pub const ACTIVE_SERVICE: &str = "web-active";
+/// The Service that selects the new version before the switch.
+pub const PREVIEW_SERVICE: &str = "web-preview";
+/// An AnalysisTemplate whose metric passes at once (Prometheus' `vector(1)` >= 1).
+pub const PASSING: &str = "always-ok";
+/// An AnalysisTemplate whose one measurement fails (`vector(0)` >= 1).
+pub const FAILING: &str = "never-ok";
+/// An AnalysisTemplate measuring every second that fails at its third failed measurement, about
+/// 2 s after it starts: long enough to show what the Rollout keeps while it runs.
+pub const FAILING_SLOWLY: &str = "never-ok-slowly";
+
+// ---------------------------------------------------------------------------------------------
+// The Rollout.
+
+/// A blue-green Rollout. Defaults: 4 replicas, version `v1`, auto-promotion without delay, no
+/// analysis, scale-down delays of 2 s (short, so scenarios see them pass).
+#[derive(Clone, Debug)]
+pub struct BlueGreenBuilder {
+    replicas: i32,
+    version: String,
+    preview_replica_count: Option<i32>,
+    auto_promotion_enabled: bool,
+    auto_promotion_seconds: Option<u32>,
+    pre_promotion: Option<&'static str>,
+    post_promotion: Option<&'static str>,
+    scale_down_delay_seconds: u32,
+    abort_scale_down_delay_seconds: u32,
+}
+
+pub fn blue_green() -> BlueGreenBuilder {
+    BlueGreenBuilder {
+        replicas: 4,
+        version: "v1".to_owned(),
+        preview_replica_count: None,
+        auto_promotion_enabled: true,
+        auto_promotion_seconds: None,
+        pre_promotion: None,
+        post_promotion: None,
+        scale_down_delay_seconds: 2,
+        abort_scale_down_delay_seconds: 2,
+    }
+}
+
+impl BlueGreenBuilder {
+    pub fn replicas(mut self, replicas: i32) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    pub fn preview_replica_count(mut self, replicas: i32) -> Self {
+        self.preview_replica_count = Some(replicas);
+        self
+    }
+
+    /// `autoPromotionEnabled: false`: the switch waits for a promote.
+    pub fn manual_promotion(mut self) -> Self {
+        self.auto_promotion_enabled = false;
+        self
+    }
+
+    pub fn auto_promotion_seconds(mut self, seconds: u32) -> Self {
+        self.auto_promotion_seconds = Some(seconds);
+        self
+    }
+
+    /// `prePromotionAnalysis` with the AnalysisTemplate `template`.
+    pub fn pre_promotion(mut self, template: &'static str) -> Self {
+        self.pre_promotion = Some(template);
+        self
+    }
+
+    /// `postPromotionAnalysis` with the AnalysisTemplate `template`.
+    pub fn post_promotion(mut self, template: &'static str) -> Self {
+        self.post_promotion = Some(template);
+        self
+    }
+
+    pub fn scale_down_delay_seconds(mut self, seconds: u32) -> Self {
+        self.scale_down_delay_seconds = seconds;
+        self
+    }
+
+    pub fn abort_scale_down_delay_seconds(mut self, seconds: u32) -> Self {
+        self.abort_scale_down_delay_seconds = seconds;
+        self
+    }
+
+    /// The manifest, as a user would write it.
+    pub fn manifest(&self) -> Value {
+        let mut strategy = json!({
+            "activeService": ACTIVE_SERVICE,
+            "previewService": PREVIEW_SERVICE,
+            "autoPromotionEnabled": self.auto_promotion_enabled,
+            "scaleDownDelaySeconds": self.scale_down_delay_seconds,
+            "abortScaleDownDelaySeconds": self.abort_scale_down_delay_seconds,
+        });
+        if let Some(count) = self.preview_replica_count {
+            strategy["previewReplicaCount"] = json!(count);
+        }
+        if let Some(seconds) = self.auto_promotion_seconds {
+            strategy["autoPromotionSeconds"] = json!(seconds);
+        }
+        let analysis = |template: &str| json!({ "templates": [{ "templateName": template }] });
+        if let Some(template) = self.pre_promotion {
+            strategy["prePromotionAnalysis"] = analysis(template);
+        }
+        if let Some(template) = self.post_promotion {
+            strategy["postPromotionAnalysis"] = analysis(template);
+        }
+        json!({
+            "apiVersion": sluice_crds::API_VERSION,
+            "kind": "Rollout",
+            "metadata": { "name": ROLLOUT },
+            "spec": {
+                "replicas": self.replicas,
+                "revisionHistoryLimit": 3,
+                "selector": { "matchLabels": { "app": APP } },
+                "template": fixtures::template(&self.version),
+                "strategy": { "blueGreen": strategy },
+            },
+        })
+    }
+
+    /// The typed Rollout (fails if the API types refuse the manifest).
+    pub fn build(&self) -> Result<Rollout> {
+        serde_json::from_value(self.manifest()).context("the fixture is not a valid Rollout")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The namespace.
+
+/// Runs `body` as a scenario in a fresh namespace `<prefix>*` holding the active and preview
+/// Services and the analysis templates; prints what the monitor checked. See
+/// [`scenario::run`] for the guarantees.
+pub async fn run(
+    prefix: &str,
+    body: impl AsyncFnOnce(&mut Scenario) -> Result<()>,
+) -> Result<Report> {
+    let report = scenario::run_with(prefix, create_objects, body).await?;
+    eprintln!("[{prefix}] {}", checked(&report));
+    Ok(report)
+}
+
+/// What the monitor checked, in one line.
+pub fn checked(report: &Report) -> String {
+    let total: u64 = report.observations.values().sum();
+    format!(
+        "monitor checked {total} observations ({} Service, {} ReplicaSet, {} Rollout) at {} revisions: {} violations",
+        report.observations.get(&Kind::Service).unwrap_or(&0),
+        report.observations.get(&Kind::ReplicaSet).unwrap_or(&0),
+        report.observations.get(&Kind::Rollout).unwrap_or(&0),
+        report.evaluations,
+        report.violations.len()
+    )
+}
+
+async fn create_objects(client: kube::Client, ns: String) -> Result<()> {
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    for name in [ACTIVE_SERVICE, PREVIEW_SERVICE] {
+        services
+            .create(&PostParams::default(), &fixtures::service(name))
+            .await
+            .with_context(|| format!("creating Service {name}"))?;
+    }
+    let prometheus = crate::prometheus_url()?;
+    let once = |query: &str| json!({ "query": query });
+    create_template(&client, &ns, PASSING, &prometheus, once("vector(1)")).await?;
+    create_template(&client, &ns, FAILING, &prometheus, once("vector(0)")).await?;
+    // Fails at its third failed measurement (failureLimit 2), one a second.
+    let slow = json!({ "query": "vector(0)", "interval": "1s", "count": 5, "failureLimit": 2 });
+    create_template(&client, &ns, FAILING_SLOWLY, &prometheus, slow).await
+}
+
+/// An AnalysisTemplate `name` with one Prometheus metric `result[0] >= 1`; `metric` gives the
+/// query and may add `interval`, `count`, `failureLimit`.
+async fn create_template(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    prometheus: &str,
+    metric: Value,
+) -> Result<()> {
+    let mut m = json!({
+        "name": "one",
+        "successCondition": "result[0] >= 1",
+        "provider": { "prometheus": { "address": prometheus, "query": metric["query"] } },
+    });
+    for key in ["interval", "count", "failureLimit"] {
+        if let Some(value) = metric.get(key) {
+            m[key] = value.clone();
+        }
+    }
+    let template: AnalysisTemplate = serde_json::from_value(json!({
+        "apiVersion": sluice_crds::API_VERSION,
+        "kind": "AnalysisTemplate",
+        "metadata": { "name": name },
+        "spec": { "metrics": [m] },
+    }))?;
+    Api::<AnalysisTemplate>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &template)
+        .await
+        .with_context(|| format!("creating the AnalysisTemplate {name}"))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actions and waits.
+
+/// Creates the Rollout and waits until its first version is released: Healthy, stable, and the
+/// active Service on it. Returns the stable pod-template hash.
+pub async fn deploy(s: &Scenario, spec: &BlueGreenBuilder) -> Result<String> {
+    s.rollouts
+        .create(&PostParams::default(), &spec.build()?)
+        .await
+        .context("creating the Rollout")?;
+    let r = s
+        .wait("the first version is released", |r| {
+            observed(r)
+                && phase(r) == Some(RolloutPhase::Healthy)
+                && stable(r).is_some()
+                && active_selector(r) == stable(r)
+        })
+        .await?;
+    let hash = stable(&r).context("a released Rollout names its stable version")?;
+    wait_service(s, ACTIVE_SERVICE, &hash).await?;
+    Ok(hash)
+}
+
+/// Waits until the Service `name` selects `hash`.
+pub async fn wait_service(s: &Scenario, name: &str, hash: &str) -> Result<Service> {
+    let api: Api<Service> = Api::namespaced(s.client.clone(), &s.ns);
+    let wanted = hash.to_owned();
+    let what = format!("Service {name} selects {hash}");
+    wait_for_object(api, name, WAIT, &what, move |svc: Option<&Service>| {
+        svc.is_some_and(|svc| service_hash(svc) == Some(wanted.as_str()))
+    })
+    .await
+}
+
+/// Waits until the ReplicaSet of `hash` has `spec.replicas == replicas` and as many available.
+pub async fn wait_available(s: &Scenario, hash: &str, replicas: i32) -> Result<ReplicaSet> {
+    let api: Api<ReplicaSet> = Api::namespaced(s.client.clone(), &s.ns);
+    let what = format!("ReplicaSet of {hash} has {replicas} of {replicas} available");
+    wait_for_object(
+        api,
+        &format!("{ROLLOUT}-{hash}"),
+        WAIT,
+        &what,
+        move |rs: Option<&ReplicaSet>| {
+            rs.is_some_and(|rs| {
+                rs.spec.as_ref().and_then(|s| s.replicas) == Some(replicas)
+                    && rs.status.as_ref().and_then(|s| s.available_replicas) == Some(replicas)
+            })
+        },
+    )
+    .await
+}
+
+/// Waits until the ReplicaSet of `hash` carries a scale-down deadline; returns it.
+pub async fn wait_deadline(s: &Scenario, hash: &str) -> Result<String> {
+    let api: Api<ReplicaSet> = Api::namespaced(s.client.clone(), &s.ns);
+    let what = format!("ReplicaSet of {hash} has a scale-down deadline");
+    let rs = wait_for_object(
+        api,
+        &format!("{ROLLOUT}-{hash}"),
+        WAIT,
+        &what,
+        |rs: Option<&ReplicaSet>| {
+            rs.is_some_and(|rs| rs.annotations().contains_key(SCALE_DOWN_ANNOTATION))
+        },
+    )
+    .await?;
+    rs.annotations()
+        .get(SCALE_DOWN_ANNOTATION)
+        .cloned()
+        .context("the deadline annotation")
+}
+
+/// Waits until the AnalysisRun `name` satisfies `cond`.
+pub async fn wait_run(
+    s: &Scenario,
+    name: &str,
+    what: &str,
+    cond: impl Fn(&AnalysisRun) -> bool + Send + 'static,
+) -> Result<AnalysisRun> {
+    let api: Api<AnalysisRun> = Api::namespaced(s.client.clone(), &s.ns);
+    wait_for_object(api, name, WAIT, what, move |r: Option<&AnalysisRun>| {
+        r.is_some_and(&cond)
+    })
+    .await
+}
+
+/// Waits until the release of `hash` is paused before the switch for `reason`.
+pub async fn wait_paused(s: &Scenario, hash: &str, reason: PauseReason) -> Result<Rollout> {
+    let hash = hash.to_owned();
+    let what = format!("{hash} paused before the switch ({reason:?})");
+    s.wait(&what, move |r| {
+        current_hash(r).as_deref() == Some(hash.as_str())
+            && phase(r) == Some(RolloutPhase::Paused)
+            && r.status.as_ref().is_some_and(|st| st.controller_pause)
+            && pause_reasons(r) == [reason]
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the Rollout and Services.
+
+fn service_hash(svc: &Service) -> Option<&str> {
+    svc.spec
+        .as_ref()?
+        .selector
+        .as_ref()?
+        .get(HASH_LABEL)
+        .map(String::as_str)
+}
+
+pub fn active_selector(r: &Rollout) -> Option<String> {
+    r.status
+        .as_ref()?
+        .blue_green
+        .as_ref()?
+        .active_selector
+        .clone()
+}
+
+pub fn preview_selector(r: &Rollout) -> Option<String> {
+    r.status
+        .as_ref()?
+        .blue_green
+        .as_ref()?
+        .preview_selector
+        .clone()
+}
+
+pub fn pause_reasons(r: &Rollout) -> Vec<PauseReason> {
+    r.status
+        .as_ref()
+        .map(|s| s.pause_conditions.iter().map(|p| p.reason).collect())
+        .unwrap_or_default()
+}
+
+pub fn pre_promotion_run(r: &Rollout) -> Option<&RolloutAnalysisRunStatus> {
+    r.status
+        .as_ref()?
+        .blue_green
+        .as_ref()?
+        .pre_promotion_analysis_run_status
+        .as_ref()
+}
+
+pub fn post_promotion_run(r: &Rollout) -> Option<&RolloutAnalysisRunStatus> {
+    r.status
+        .as_ref()?
+        .blue_green
+        .as_ref()?
+        .post_promotion_analysis_run_status
+        .as_ref()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The history the monitor recorded.
+
+/// The hashes the Service `name` selected, in order, consecutive repeats removed (`None` before
+/// Sluice set one).
+pub fn selector_history(report: &Report, name: &str) -> Vec<Option<String>> {
+    let mut out: Vec<Option<String>> = Vec::new();
+    for c in report
+        .changes
+        .iter()
+        .filter(|c| c.kind == Kind::Service && c.name == name)
+    {
+        let hash = c
+            .object
+            .as_ref()
+            .and_then(|o| o.pointer("/spec/selector")?.get(HASH_LABEL)?.as_str())
+            .map(str::to_owned);
+        if out.last() != Some(&hash) {
+            out.push(hash);
+        }
+    }
+    out
+}
+
+/// The first version (after `rv`) in which the Service `name` selects `hash`.
+pub fn selected<'r>(report: &'r Report, name: &str, hash: &str, after: u64) -> Option<&'r Change> {
+    report.first(Kind::Service, after, |o| {
+        o.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
+            && o.pointer("/spec/selector")
+                .and_then(|s| s.get(HASH_LABEL))
+                .and_then(Value::as_str)
+                == Some(hash)
+    })
+}
+
+/// One recorded version of a ReplicaSet, reduced to what the scenarios assert on.
+#[derive(Clone, Debug)]
+pub struct RsVersion {
+    pub rv: u64,
+    pub at: Instant,
+    pub replicas: i64,
+    pub available: i64,
+    pub deadline: Option<String>,
+}
+
+/// Every recorded version of the ReplicaSet of `hash`, in revision order.
+pub fn replica_set_history(report: &Report, hash: &str) -> Vec<RsVersion> {
+    let name = format!("{ROLLOUT}-{hash}");
+    report
+        .changes
+        .iter()
+        .filter(|c| c.kind == Kind::ReplicaSet && c.name == name)
+        .filter_map(|c| {
+            let o = c.object.as_ref()?;
+            let int = |p: &str| o.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+            Some(RsVersion {
+                rv: c.rv,
+                at: c.at,
+                replicas: int("/spec/replicas"),
+                available: int("/status/availableReplicas"),
+                deadline: o
+                    .pointer("/metadata/annotations")
+                    .and_then(|a| a.get(SCALE_DOWN_ANNOTATION))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+/// The first recorded version of `hash`'s ReplicaSet at `spec.replicas == 0` after `rv`.
+pub fn scaled_to_zero(report: &Report, hash: &str, after: u64) -> Option<RsVersion> {
+    replica_set_history(report, hash)
+        .into_iter()
+        .find(|v| v.rv > after && v.replicas == 0)
+}
+
+/// Converts instants of this process to wall-clock time, to compare the monitor's delivery
+/// times with timestamps the controller wrote.
+#[derive(Clone, Copy, Debug)]
+pub struct WallClock {
+    instant: Instant,
+    wall: Timestamp,
+}
+
+impl WallClock {
+    pub fn now() -> Self {
+        Self {
+            instant: Instant::now(),
+            wall: Timestamp::now(),
+        }
+    }
+
+    /// `at` in milliseconds since the epoch.
+    pub fn millis(&self, at: Instant) -> i64 {
+        let (later, sign) = match at.checked_duration_since(self.instant) {
+            Some(d) => (d, 1),
+            None => (self.instant.duration_since(at), -1),
+        };
+        let offset = i64::try_from(later.as_millis()).unwrap_or(i64::MAX);
+        self.wall.as_millisecond() + sign * offset
+    }
+}
+
+/// An RFC 3339 time, in milliseconds since the epoch.
+pub fn rfc3339_millis(text: &str) -> Result<i64> {
+    let at: Timestamp = text
+        .parse()
+        .with_context(|| format!("{text:?} is not an RFC 3339 time"))?;
+    Ok(at.as_millisecond())
+}
+
+/// `later - earlier`, for two delivery times the monitor recorded (zero if out of order).
+pub fn between(earlier: Instant, later: Instant) -> Duration {
+    later.saturating_duration_since(earlier)
+}
