@@ -1,0 +1,454 @@
+//! The harness of the blue-green scenarios: one namespace per scenario with its own mesh
+//! simulator (calling the active and preview Services directly by their selectors, registered
+//! with the local Prometheus), its own Sluice controller (in-process, watching only that
+//! namespace) and the invariant monitor of `sluice-tests`.
+//!
+//! The fixture is a Rollout `web` of [`REPLICAS`] pods behind `web-active` (called at
+//! [`ACTIVE_RPS`], the production load) and `web-preview` (called at [`PREVIEW_RPS`], a test
+//! load), with success-rate AnalysisTemplates that select one Service and one version
+//! (`destination_service_name` and `destination_version`, the pod-template hash).
+//!
+//! Guarantees of [`run`]:
+//! - it fails, never skips, when `KUBECONFIG`, `SLUICE_PROMETHEUS_URL` or
+//!   `SLUICE_PROMETHEUS_TARGETS_DIR` is missing, saying how to start the cluster;
+//! - the scenario starts with the first version Healthy (stable, both Services on it) and
+//!   Prometheus seeing its traffic;
+//! - every wait follows watch events, bounded by [`WAIT`];
+//! - on failure it prints the progress lines, every version of the active Service, the
+//!   AnalysisRuns with their measurements, the namespace's state and the monitor's timeline;
+//! - the scenario fails if the invariant monitor found a violation;
+//! - the Rollout is deleted while the controller runs, then the controller and the simulator
+//!   stop, then the namespace is deleted.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use sluice_crds::{AnalysisRun, Rollout};
+use sluice_e2e::demo::manifests::{self, Version};
+use sluice_e2e::demo::prometheus;
+use sluice_e2e::mesh;
+use sluice_tests::controller::InProcessController;
+use sluice_tests::monitor::{Monitor, Report};
+use tokio::time::Instant;
+
+use super::watch::{Seen, Watch, World};
+
+/// Longest wait for one condition.
+pub const WAIT: Duration = Duration::from_secs(90);
+pub const ROLLOUT: &str = "web";
+pub const ACTIVE: &str = "web-active";
+pub const PREVIEW: &str = "web-preview";
+pub const REPLICAS: i32 = 2;
+/// Production load on the active Service, and the smaller test load on the preview Service
+/// (modest both: scenarios run in parallel on two cores).
+pub const ACTIVE_RPS: &str = "100";
+pub const PREVIEW_RPS: &str = "20";
+/// The interval of every analysis metric. A failed post-promotion measurement must have the
+/// active Service back on the old version within one.
+pub const INTERVAL: Duration = Duration::from_secs(3);
+/// A healthy version: what the first version says.
+pub const GOOD_ERROR_RATE: f64 = 0.001;
+pub const LATENCY_MS: f64 = 40.0;
+
+/// The success rate of one version through one Service, over the last 6 s (Prometheus scrapes
+/// every second; `rate` needs two samples, hence the initial delay of the metric).
+const SUCCESS_RATE: &str = r#"sum(rate(istio_requests_total{reporter="destination",destination_service_namespace="{{args.namespace}}",destination_service_name="{{args.service}}",destination_version="{{args.hash}}",response_code!~"5.."}[6s]))
+/
+sum(rate(istio_requests_total{reporter="destination",destination_service_namespace="{{args.namespace}}",destination_service_name="{{args.service}}",destination_version="{{args.hash}}"}[6s]))"#;
+
+const HOW_TO_START: &str =
+    "start the local cluster first: `e2e/cluster up && source .cache/run/cluster.env`";
+
+fn env(name: &str) -> Result<String> {
+    std::env::var(name).with_context(|| format!("{name} is not set; {HOW_TO_START}"))
+}
+
+/// The objects of a scenario, applied in order (the Rollout last).
+pub struct Fixture {
+    pub objects: Vec<Value>,
+    prometheus: String,
+}
+
+impl Fixture {
+    /// The two Services, a strict template `success-rate` (at least 95 % of requests succeed,
+    /// three measurements) and the Rollout, with both gates using it: before the switch on the
+    /// preview Service, after it on the active Service, each for the new version only. Delays
+    /// are short (2 s to scale the old version down, 1 s after an abort).
+    pub fn new(prometheus: &str) -> Self {
+        let mut fixture = Self {
+            objects: vec![service(ACTIVE, ACTIVE_RPS), service(PREVIEW, PREVIEW_RPS)],
+            prometheus: prometheus.to_owned(),
+        };
+        fixture.add_template("success-rate", 0.95, 3);
+        let rollout = rollout(
+            fixture.analysis("success-rate", PREVIEW),
+            fixture.analysis("success-rate", ACTIVE),
+        );
+        fixture.objects.push(rollout);
+        fixture
+    }
+
+    pub fn rollout(&self) -> &Value {
+        self.objects.last().expect("the Rollout is always there")
+    }
+
+    /// Sets `spec.strategy.blueGreen.<field>`.
+    pub fn set_blue_green(&mut self, field: &str, value: Value) {
+        let rollout = self
+            .objects
+            .last_mut()
+            .expect("the Rollout is always there");
+        rollout["spec"]["strategy"]["blueGreen"][field] = value;
+    }
+
+    /// Adds (before the Rollout) an AnalysisTemplate `name` judging one version's success rate
+    /// through one Service: `count` measurements every [`INTERVAL`], each failing the run when
+    /// below `min_success`.
+    pub fn add_template(&mut self, name: &str, min_success: f64, count: u32) {
+        let template = json!({
+            "apiVersion": sluice_crds::API_VERSION,
+            "kind": "AnalysisTemplate",
+            "metadata": {"name": name},
+            "spec": {
+                "args": [{"name": "service"}, {"name": "namespace"}, {"name": "prometheus"},
+                         {"name": "hash"}],
+                "metrics": [{
+                    "name": "success-rate",
+                    "initialDelay": "4s",
+                    "interval": format!("{}s", INTERVAL.as_secs()),
+                    "count": count,
+                    "failureLimit": 0,
+                    "successCondition": format!("result[0] >= {min_success}"),
+                    "provider": {"prometheus": {"address": "{{args.prometheus}}",
+                                                "query": SUCCESS_RATE}},
+                }],
+            },
+        });
+        // Templates go before the Rollout, so its first runs find them.
+        let has_rollout = self.objects.last().is_some_and(|o| o["kind"] == "Rollout");
+        let at = self.objects.len() - usize::from(has_rollout);
+        self.objects.insert(at, template);
+    }
+
+    /// A gate's analysis: `template` judging the latest version through `service`.
+    pub fn analysis(&self, template: &str, service: &str) -> Value {
+        json!({
+            "templates": [{"templateName": template}],
+            "args": [
+                {"name": "service", "value": service},
+                {"name": "namespace", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "prometheus", "value": self.prometheus},
+                {"name": "hash", "valueFrom": {"podTemplateHashValue": "Latest"}},
+            ],
+        })
+    }
+}
+
+/// A Service selecting every pod of the Rollout (Sluice adds the version), called directly by
+/// the simulator at `rps`.
+fn service(name: &str, rps: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "annotations": {mesh::load::RPS: rps}},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]},
+    })
+}
+
+fn rollout(pre: Value, post: Value) -> Value {
+    json!({
+        "apiVersion": sluice_crds::API_VERSION,
+        "kind": "Rollout",
+        "metadata": {"name": ROLLOUT},
+        "spec": {
+            "replicas": REPLICAS,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {
+                    "labels": {"app": "web"},
+                    "annotations": {
+                        "sim.sluice.dev/error-rate": GOOD_ERROR_RATE.to_string(),
+                        "sim.sluice.dev/latency-ms": LATENCY_MS.to_string(),
+                    },
+                },
+                "spec": {"containers": [{"name": "web", "image": "example/web:1.0"}]},
+            },
+            "strategy": {"blueGreen": {
+                "activeService": ACTIVE,
+                "previewService": PREVIEW,
+                "prePromotionAnalysis": pre,
+                "postPromotionAnalysis": post,
+                "scaleDownDelaySeconds": 2,
+                "abortScaleDownDelaySeconds": 1,
+            }},
+        },
+    })
+}
+
+/// A version of the service.
+pub fn version(image: &str, error_rate: f64) -> Version {
+    Version::new(image, error_rate, LATENCY_MS)
+}
+
+/// A running scenario.
+pub struct Scenario {
+    pub client: kube::Client,
+    pub ns: String,
+    pub controller: InProcessController,
+    pub watch: Watch,
+    rollout: Value,
+    started: Instant,
+    lines: Vec<String>,
+}
+
+/// Runs `body` as a scenario in a fresh namespace `<prefix>*` with the objects `fixture` makes
+/// from [`Fixture::new`]. See the module docs.
+pub async fn run(
+    prefix: &str,
+    fixture: impl FnOnce(&mut Fixture) -> Result<()>,
+    body: impl AsyncFnOnce(&mut Scenario) -> Result<()>,
+) -> Result<()> {
+    let prometheus = env("SLUICE_PROMETHEUS_URL")?;
+    let targets = PathBuf::from(env("SLUICE_PROMETHEUS_TARGETS_DIR")?);
+    env("KUBECONFIG")?;
+    let mut objects = Fixture::new(&prometheus);
+    fixture(&mut objects)?;
+    let client = sluice_tests::client().await?;
+    let namespaces = client.clone();
+    sluice_tests::with_namespace(&namespaces, prefix, move |ns| async move {
+        let mesh = start_mesh(&ns, targets, &prometheus).await?;
+        let monitor = Monitor::start(&client, &ns).await?;
+        let mut s = match Scenario::start(&client, &ns, objects, &prometheus).await {
+            Ok(s) => s,
+            Err(e) => {
+                sluice_tests::dump::print(&client, &ns).await;
+                return Err(e);
+            }
+        };
+        let outcome = body(&mut s).await;
+        let checked = check(outcome, monitor.finish().await);
+        if checked.is_err() {
+            eprintln!("{}", s.dump().await);
+        }
+        let torn_down = s.tear_down().await;
+        let stopped = mesh.shutdown().await.context("stopping the mesh simulator");
+        checked.and(torn_down).and(stopped)
+    })
+    .await
+}
+
+/// The scenario's outcome, failed too when the monitor found a violation.
+fn check(outcome: Result<()>, report: Result<Report>) -> Result<()> {
+    let report = report.context("the invariant monitor")?;
+    eprintln!("{}", report.summary());
+    if outcome.is_err() || !report.violations.is_empty() {
+        eprintln!("monitor timeline:\n{}", report.timeline());
+    }
+    outcome?;
+    if !report.violations.is_empty() {
+        let list: Vec<String> = report.violations.iter().map(|v| format!("{v:?}")).collect();
+        bail!(
+            "the invariant monitor found violations:\n{}",
+            list.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// Starts the simulator for `ns` on a free port and waits until Prometheus scrapes it.
+async fn start_mesh(ns: &str, targets: PathBuf, prometheus_url: &str) -> Result<mesh::Handle> {
+    let config = mesh::Config {
+        namespace: Some(ns.to_owned()),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        register_dir: Some(targets),
+        ..mesh::Config::default()
+    };
+    let handle = mesh::run(config)
+        .await
+        .context("starting the mesh simulator")?;
+    let instance = handle.local_addr().to_string();
+    sluice_tests::eventually(
+        Duration::from_secs(30),
+        "Prometheus scrapes the simulator",
+        || {
+            let instance = instance.clone();
+            async move {
+                Ok(prometheus::scrapes(prometheus_url, &instance)
+                    .await?
+                    .then_some(()))
+            }
+        },
+    )
+    .await?;
+    Ok(handle)
+}
+
+impl Scenario {
+    /// Applies the objects, starts the controller and waits for the first version and for
+    /// Prometheus to see its traffic.
+    async fn start(
+        client: &kube::Client,
+        ns: &str,
+        fixture: Fixture,
+        prometheus_url: &str,
+    ) -> Result<Self> {
+        manifests::apply_all(client, ns, &fixture.objects).await?;
+        let mut s = Self {
+            client: client.clone(),
+            ns: ns.to_owned(),
+            controller: InProcessController::start(client, ns),
+            watch: Watch::start(client, ns, ROLLOUT, ACTIVE),
+            rollout: fixture.rollout().clone(),
+            started: Instant::now(),
+            lines: Vec::new(),
+        };
+        s.wait("the first version is released", |w| {
+            w.stable().is_some_and(|h| w.healthy_on(h, PREVIEW))
+        })
+        .await?;
+        prometheus::wait_for_traffic(prometheus_url, ns, Duration::from_secs(60)).await?;
+        Ok(s)
+    }
+
+    /// Waits (following watch events) until `cond` holds; returns when the event that made it
+    /// true arrived (now, if it already held). Fails after [`WAIT`] with the progress so far.
+    pub async fn wait(&mut self, what: &str, mut cond: impl FnMut(&World) -> bool) -> Result<Seen> {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Seen::now();
+        while !cond(&self.watch.world) {
+            let Some(next) = self.watch.next(deadline).await else {
+                bail!(
+                    "{what}: not true after {WAIT:?}; last progress: {}",
+                    self.lines.last().map_or("-", String::as_str)
+                );
+            };
+            seen = next;
+            self.progress(seen);
+        }
+        Ok(seen)
+    }
+
+    /// Prints the world's summary when it changed.
+    fn progress(&mut self, seen: Seen) {
+        let summary = self.watch.world.summary(PREVIEW);
+        if self.lines.last().is_some_and(|l| l.ends_with(&summary)) {
+            return;
+        }
+        let line = format!(
+            "+{:>6} ms {summary}",
+            seen.at.duration_since(self.started).as_millis()
+        );
+        println!("[{}] {line}", self.ns);
+        self.lines.push(line);
+    }
+
+    /// Applies `version` as the Rollout's template; returns its pod-template hash once the
+    /// controller has seen it.
+    pub async fn release(&mut self, version: &Version) -> Result<String> {
+        let rollout = version.apply_to(&self.rollout);
+        let applied = manifests::apply(&self.client, &self.ns, &rollout).await?;
+        let generation = applied.metadata.generation;
+        println!("[{}] released {version}", self.ns);
+        self.wait("the controller sees the new template", |w| {
+            w.status().and_then(|s| s.observed_generation) >= generation
+                && w.status()
+                    .and_then(|s| s.current_pod_hash.as_ref())
+                    .is_some()
+        })
+        .await?;
+        let status = self.watch.world.status().context("a status")?;
+        status.current_pod_hash.clone().context("a current hash")
+    }
+
+    /// The stable pod-template hash.
+    pub fn stable(&self) -> Result<String> {
+        self.watch
+            .world
+            .stable()
+            .map(str::to_owned)
+            .context("the Rollout names no stable version")
+    }
+
+    /// The run `name` as stored now (not as last seen by the watch).
+    pub async fn get_run(&self, name: &str) -> Result<AnalysisRun> {
+        let runs: Api<AnalysisRun> = Api::namespaced(self.client.clone(), &self.ns);
+        runs.get(name)
+            .await
+            .with_context(|| format!("reading AnalysisRun {name}"))
+    }
+
+    /// Deletes the Rollout while the controller runs, then stops the controller.
+    async fn tear_down(&mut self) -> Result<()> {
+        self.controller.resume();
+        let rollouts: Api<Rollout> = Api::namespaced(self.client.clone(), &self.ns);
+        let gone = match rollouts.delete(ROLLOUT, &Default::default()).await {
+            Ok(_) => self
+                .wait("the Rollout is finalized and gone", |w| w.rollout.is_none())
+                .await
+                .map(drop),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e).context("deleting the Rollout"),
+        };
+        if gone.is_err() {
+            let patch = json!({"metadata": {"finalizers": null}});
+            let _ = rollouts
+                .patch(ROLLOUT, &PatchParams::default(), &Patch::Merge(&patch))
+                .await;
+        }
+        let stopped = self.controller.stop().await;
+        gone.and(stopped)
+    }
+
+    /// The progress lines, every version of the active Service, the runs with their
+    /// measurements and the namespace's state.
+    pub async fn dump(&self) -> String {
+        let mut out = format!("===== scenario {} =====\n--- progress\n", self.ns);
+        for line in &self.lines {
+            let _ = writeln!(out, "{line}");
+        }
+        out.push_str("--- versions of the active Service (rv hash)\n");
+        for s in &self.watch.world.active_history {
+            let _ = writeln!(out, "{} {:?}", s.resource_version, s.hash);
+        }
+        out.push_str("--- AnalysisRuns (measurements oldest first)\n");
+        let runs: Api<AnalysisRun> = Api::namespaced(self.client.clone(), &self.ns);
+        match runs.list(&ListParams::default()).await {
+            Ok(list) => list.items.iter().for_each(|r| describe_run(&mut out, r)),
+            Err(e) => {
+                let _ = writeln!(out, "cannot list: {e}");
+            }
+        }
+        out.push_str(&sluice_tests::dump::namespace(&self.client, &self.ns).await);
+        out
+    }
+}
+
+fn describe_run(out: &mut String, run: &AnalysisRun) {
+    let status = run.status.clone().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{} {:?}: {}",
+        run.metadata.name.as_deref().unwrap_or_default(),
+        status.phase,
+        status.message.unwrap_or_default()
+    );
+    for r in &status.metric_results {
+        let _ = writeln!(out, "  metric {} {:?}", r.name, r.phase);
+        for m in &r.measurements {
+            let _ = writeln!(
+                out,
+                "    {:?}..{:?} {:?} value={} {}",
+                m.started_at.as_ref().map(|t| t.0),
+                m.finished_at.as_ref().map(|t| t.0),
+                m.phase,
+                m.value.as_deref().unwrap_or("-"),
+                m.message.as_deref().unwrap_or("")
+            );
+        }
+    }
+}
