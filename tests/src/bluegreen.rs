@@ -166,7 +166,9 @@ pub async fn run(
     prefix: &str,
     body: impl AsyncFnOnce(&mut Scenario) -> Result<()>,
 ) -> Result<Report> {
-    let report = scenario::run_with(prefix, create_objects, body).await?;
+    // On the heap: a scenario's future (watches, waits, the body) overflows a test thread's
+    // stack in debug builds.
+    let report = Box::pin(scenario::run_with(prefix, create_objects, body)).await?;
     eprintln!("[{prefix}] {}", checked(&report));
     Ok(report)
 }

@@ -105,6 +105,18 @@ fn check_preview_then_full(report: &Report, new: &str, switch_rv: u64) -> Result
         first.replicas == 2,
         "created at previewReplicaCount: {first:?}"
     );
+    let mut sizes: Vec<i64> = Vec::new();
+    for v in history.iter().filter(|v| v.rv < switch_rv) {
+        if sizes.last() != Some(&v.replicas) {
+            sizes.push(v.replicas);
+        }
+    }
+    // Scaling back to previewReplicaCount after the checkpoint would delete pods the switch is
+    // waiting for (and repeat a step with side effects, DESIGN invariant 5).
+    ensure!(
+        sizes == [2, i64::from(N)],
+        "the preview was scaled from previewReplicaCount to N once, never back, before the switch: {sizes:?}"
+    );
     let grown = history
         .iter()
         .find(|v| v.replicas > 2)
