@@ -19,7 +19,7 @@
 
 use super::analysis::{self, Gate, RunKind};
 use super::cleanup::{self, Serving};
-use super::deadline::{ANALYSIS_REASON, check_deadline};
+use super::deadline::{ANALYSIS_REASON, check_deadline, keep_deadline};
 use super::pause::{Pause, pause_done};
 use super::replicas::{ensure_scale, point_service, progressing, waiting_for};
 use super::{BlueGreenState, Draft, Intent, Outcome};
@@ -189,7 +189,9 @@ fn release(
         set_promoting(&mut out, false);
     }
     if out.abort {
-        return abort(r, b, o, d, stable, out.aborted_at);
+        let mut aborted = abort(r, b, o, d, stable, out.aborted_at);
+        keep_deadline(o, &mut aborted);
+        return aborted;
     }
     // The version to return to keeps its full size until another one is stable.
     ensure_scale(r, o, d, &stable.hash, r.replicas);
@@ -281,7 +283,7 @@ fn stages(
         return out;
     }
     match after_switch(r, b, o, d, &mut out) {
-        Ok(true) => promoted(r, b, o, d, out),
+        Ok(true) => promoted(r, out),
         Ok(false) => out,
         Err(failure) => abort_for(r, b, o, d, stable, out, failure),
     }
@@ -391,28 +393,15 @@ fn record_name(out: &Outcome, kind: RunKind) -> String {
     record.as_ref().map(|s| s.name.clone()).unwrap_or_default()
 }
 
-/// The new version is stable: the old one starts its scale-down delay in the same pass.
-fn promoted(
-    r: &ValidatedRollout,
-    b: &BlueGreen,
-    o: &Observed,
-    d: &mut Draft,
-    mut out: Outcome,
-) -> Outcome {
-    let new = r.template_hash.as_str();
+/// The new version is stable. The old one starts its scale-down delay in the next pass, once
+/// the status names the new one: until then a lost status write would still call the old one
+/// stable, and it must have its pods for that.
+fn promoted(r: &ValidatedRollout, mut out: Outcome) -> Outcome {
     out.unpause();
     out.promote_full = false;
-    out.stable_hash = Some(new.to_owned());
+    out.stable_hash = Some(r.template_hash.clone());
     set_promoting(&mut out, false);
-    out.completed = d.intents.is_empty();
-    cleanup::scale_down_others(
-        r,
-        Serving::BlueGreen,
-        o,
-        d,
-        &[new],
-        Some(b.scale_down_delay),
-    );
+    out.completed = true;
     out.progress = progressing("NewReplicaSetAvailable", "Rollout is healthy".into());
     out
 }

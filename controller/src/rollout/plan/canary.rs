@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::analysis::{self, Gate, RunKind};
 use super::cleanup::{self, Serving};
-use super::deadline::{ANALYSIS_REASON, DEADLINE_REASON, PROGRESS_CONDITION, check_deadline};
+use super::deadline::{ANALYSIS_REASON, check_deadline, keep_deadline};
 use super::pause::{Pause, pause_done, step_complete};
 use super::replicas::{ensure_scale, point_service, progressing, waiting_for};
 use super::target::Target;
@@ -153,17 +153,7 @@ fn progress(
     }
     if out.abort {
         let mut aborted = abort(r, c, o, d, stable, out.aborted_at);
-        // An abort caused by the deadline keeps saying so, and what was stuck (rather than
-        // flipping the condition to a plain `RolloutAborted` one reconcile later).
-        let deadline = o
-            .persisted
-            .conditions
-            .iter()
-            .find(|c| c.kind == PROGRESS_CONDITION && !c.status && c.reason == DEADLINE_REASON);
-        aborted.deadline_exceeded = deadline.is_some();
-        if let Some(condition) = deadline {
-            aborted.progress.1.clone_from(&condition.message);
-        }
+        keep_deadline(o, &mut aborted);
         return aborted;
     }
     if c.traffic_routing {

@@ -49,3 +49,17 @@ pub(crate) const ANALYSIS_REASON: &str = "AnalysisRunning";
 pub(crate) const DEADLINE_REASON: &str = "ProgressDeadlineExceeded";
 /// Put before the stuck progress message, so the deadline check still recognises it.
 pub(crate) const DEADLINE_PREFIX: &str = "progress deadline exceeded: ";
+
+/// An abort caused by the deadline keeps saying so, and what was stuck (rather than flipping the
+/// condition to a plain `RolloutAborted` one reconcile later).
+pub(crate) fn keep_deadline(o: &Observed, aborted: &mut Outcome) {
+    let deadline = o
+        .persisted
+        .conditions
+        .iter()
+        .find(|c| c.kind == PROGRESS_CONDITION && !c.status && c.reason == DEADLINE_REASON);
+    aborted.deadline_exceeded = deadline.is_some();
+    if let Some(condition) = deadline {
+        aborted.progress.1.clone_from(&condition.message);
+    }
+}

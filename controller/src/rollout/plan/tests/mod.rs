@@ -1,4 +1,4 @@
-//! Tests of the canary planner.
+//! Tests of the planner (the blue-green ones are in `bluegreen`).
 //!
 //! - `fixtures`: builders for rollouts and observed worlds, and helpers that read a plan by
 //!   meaning;
@@ -9,6 +9,7 @@
 //! - `simulation`: `plan -> apply -> advance time -> plan` on random releases with random user
 //!   actions, crashes and failures, checking the invariants at every tick.
 
+mod bluegreen;
 mod fixtures;
 mod invariants;
 mod model;
