@@ -173,9 +173,9 @@ fn check_old_scaled_after_promotion(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn given_auto_promotion_disabled_when_the_template_changes_then_the_rollout_pauses_with_the_preview_full_and_switches_only_after_a_promote()
+async fn given_auto_promotion_disabled_when_the_template_changes_then_the_rollout_pauses_with_the_preview_full_switches_only_after_a_promote_and_is_promoted_once_post_promotion_analysis_passed()
 -> Result<()> {
-    let spec = blue_green().manual_promotion();
+    let spec = blue_green().manual_promotion().post_promotion(PASSING);
     bluegreen::run("it-bg-manual-", async |s| {
         let old = deploy(s, &spec).await?;
         let (new, _) = s.patch_spec(version_patch("v2")).await?;
@@ -208,10 +208,50 @@ async fn given_auto_promotion_disabled_when_the_template_changes_then_the_rollou
             switch.rv
         );
         check_old_scaled_after_promotion(&report, &old, &new, switch.rv)?;
+        check_promoted_after_post_promotion(&report, &old, &new, switch.rv)?;
         s.wait_event("RolloutResumed", |_| true).await?;
         Ok(())
     })
     .await?;
+    Ok(())
+}
+
+/// The post-promotion run `web-<new>-post-*` started after the switch, and only then was the
+/// new version named stable and the old one given a scale-down deadline.
+fn check_promoted_after_post_promotion(
+    report: &Report,
+    old: &str,
+    new: &str,
+    switch_rv: u64,
+) -> Result<()> {
+    let prefix = format!("{ROLLOUT}-{new}-post-");
+    let run_rv = report
+        .rollout_statuses()
+        .find(|(_, st)| {
+            st.pointer("/blueGreen/postPromotionAnalysisRunStatus/name")
+                .and_then(|n| n.as_str())
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .map(|(rv, _)| rv)
+        .context("the post-promotion run was recorded in status")?;
+    ensure!(
+        run_rv > switch_rv,
+        "the post-promotion run (rv {run_rv}) started after the switch (rv {switch_rv})"
+    );
+    let promoted = promoted_at(report, new, switch_rv).context("promoted")?;
+    ensure!(
+        promoted > run_rv,
+        "promoted (rv {promoted}) after the run was recorded (rv {run_rv})"
+    );
+    let deadline = replica_set_history(report, old)
+        .into_iter()
+        .find(|v| v.deadline.is_some())
+        .context("the old version got a deadline")?;
+    ensure!(
+        deadline.rv > promoted,
+        "the old version's deadline (rv {}) came after the promotion (rv {promoted})",
+        deadline.rv
+    );
     Ok(())
 }
 
@@ -333,10 +373,10 @@ fn pre_run_passed(r: &sluice_crds::Rollout, hash: &str) -> Result<String> {
     Ok(run.name.clone())
 }
 
-const SCALE_DOWN_DELAY: u32 = 8;
+const SCALE_DOWN_DELAY: u32 = 10;
 /// How long the controller stays down: a controller that restarted the delay instead of keeping
-/// the persisted deadline would scale down this much later.
-const DOWN_FOR: Duration = Duration::from_secs(5);
+/// the persisted deadline would scale down at least this much later.
+const DOWN_FOR: Duration = Duration::from_secs(4);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_a_promoted_release_when_the_controller_restarts_during_the_scale_down_delay_then_the_old_replica_set_keeps_its_deadline_and_scales_down_at_it()
@@ -378,7 +418,7 @@ async fn given_a_promoted_release_when_the_controller_restarts_during_the_scale_
         );
         let late = Duration::from_millis(u64::try_from(at - deadline_ms).unwrap_or(0));
         ensure!(
-            late < DOWN_FOR - Duration::from_secs(2),
+            late < DOWN_FOR - Duration::from_secs(1),
             "at the persisted deadline, not a restarted delay: {late:?} after it"
         );
         ensure!(s.controller.starts() == 2, "two controllers ran");
