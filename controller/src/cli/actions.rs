@@ -114,9 +114,13 @@ fn promote(r: &Rollout, status: &RolloutStatus) -> Result<Decision, CliError> {
             .iter()
             .map(|c| format!("{:?}", c.reason))
             .collect();
-        let step = status.current_step_index.unwrap_or(0);
+        // A blue-green Rollout has no steps; its pause reason says where it waited.
+        let at = status
+            .current_step_index
+            .map(|step| format!(" at step {step}"))
+            .unwrap_or_default();
         return Ok(Decision::new(format!(
-            "rollout '{name}' promoted (was paused at step {step}: {})",
+            "rollout '{name}' promoted (was paused{at}: {})",
             reasons.join(", ")
         ))
         .status(json!({ "pauseConditions": null })));
