@@ -1,5 +1,5 @@
 //! What every reconcile shares: the client, the ReplicaSet cache, the event recorder, metrics,
-//! and the per-object error backoff.
+//! the per-object error backoff, and the versions this controller's own status writes replaced.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,6 +21,40 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub backoff: Backoff,
+    pub superseded: Superseded,
+}
+
+/// The resourceVersion each Rollout had when this controller last wrote its status. A cached
+/// object still at that version predates the write: planning on it would act on a status the
+/// controller itself already replaced (and undo what the write recorded, such as blue-green's
+/// checkpoint), so the reconcile waits for the cache instead. Exact: a status write always
+/// changes the resourceVersion, and no ordering of versions is assumed.
+#[derive(Default)]
+pub struct Superseded {
+    versions: Mutex<HashMap<String, String>>,
+}
+
+impl Superseded {
+    /// Records that the status of `key` at `version` was just replaced by a write.
+    pub fn record(&self, key: &str, version: &str) {
+        self.lock().insert(key.to_owned(), version.to_owned());
+    }
+
+    /// True when `version` of `key` is one this controller's own write replaced.
+    pub fn is_stale(&self, key: &str, version: &str) -> bool {
+        self.lock().get(key).is_some_and(|v| v == version)
+    }
+
+    /// Forgets `key` (a Rollout that is gone).
+    pub fn forget(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.versions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The Rollout kind as a dynamic resource (see `rollout::reconcile` for why it is dynamic).
@@ -71,5 +105,17 @@ mod tests {
         assert_eq!(b.next("b").as_secs(), 1, "another object is not slowed");
         b.reset("a");
         assert_eq!(b.next("a").as_secs(), 1);
+    }
+
+    #[test]
+    fn only_the_version_a_write_replaced_is_stale() {
+        let s = Superseded::default();
+        assert!(!s.is_stale("ns/a", "10"));
+        s.record("ns/a", "10");
+        assert!(s.is_stale("ns/a", "10"));
+        assert!(!s.is_stale("ns/a", "11"), "the written version is current");
+        assert!(!s.is_stale("ns/b", "10"), "per object");
+        s.forget("ns/a");
+        assert!(!s.is_stale("ns/a", "10"));
     }
 }

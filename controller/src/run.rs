@@ -18,7 +18,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use prometheus_client::registry::Registry;
 
 use crate::analysis_run::{self, AnalysisMetrics};
-use crate::context::{Backoff, Context, rollout_resource};
+use crate::context::{Backoff, Context, Superseded, rollout_resource};
 use crate::http::{self, Endpoints};
 use crate::leader::{Elector, Timing};
 use crate::metrics::{Metrics, RolloutCollector};
@@ -102,6 +102,7 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         recorder: recorder(client.clone()),
         metrics,
         backoff: Backoff::default(),
+        superseded: Superseded::default(),
     });
     // In the same task as the Rollout controller (not spawned), so that stopping one stops both.
     let analysis_runs = analysis_run::controller(

@@ -31,6 +31,9 @@ const RESYNC: Duration = Duration::from_secs(300);
 const AFTER_WRITES: Duration = Duration::from_millis(500);
 /// While the ReplicaSet cache is still listing (just after start), look again after this.
 const CACHE_NOT_READY: Duration = Duration::from_millis(200);
+/// While the Rollout cache has not yet seen this controller's last status write (the watch
+/// event that follows it triggers a reconcile anyway; this is the fallback).
+const CACHE_BEHIND_OWN_WRITE: Duration = Duration::from_millis(100);
 
 /// Why a reconcile failed. `category()` feeds metric labels and event reasons.
 #[derive(Debug, thiserror::Error)]
@@ -95,9 +98,17 @@ async fn reconcile_object(object: &DynamicObject, ctx: &Context) -> Result<Actio
     };
     let api: Api<Rollout> =
         Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+    let key = backoff_key(object);
     if rollout.metadata.deletion_timestamp.is_some() {
         finalizer::finalize(&ctx.client, &api, &rollout).await?;
+        ctx.superseded.forget(&key);
         return Ok(Action::await_change());
+    }
+    if ctx
+        .superseded
+        .is_stale(&key, &rollout.resource_version().unwrap_or_default())
+    {
+        return Ok(Action::requeue(CACHE_BEHIND_OWN_WRITE));
     }
     finalizer::ensure(&api, &rollout)
         .await
@@ -137,9 +148,16 @@ async fn pipeline(
     let target = apply_target(ctx, rollout, v, &plan);
     apply::apply(&target, router, &plan.intents).await?;
     let next = status::render(&plan.status, v);
-    status::write(api, rollout, next)
+    let written = status::write(api, rollout, next)
         .await
         .map_err(Error::Status)?;
+    if written {
+        // Until the cache shows the write, this version of the Rollout is out of date.
+        ctx.superseded.record(
+            &format!("{}/{}", v.owner.namespace, v.owner.name),
+            &rollout.resource_version().unwrap_or_default(),
+        );
+    }
     publish(ctx, rollout, &plan).await;
     ctx.metrics.count_writes(plan.intents.len());
     Ok(next_action(&plan))

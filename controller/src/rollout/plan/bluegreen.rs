@@ -247,7 +247,12 @@ fn stages(
     } else {
         b.preview_replicas
     };
-    ensure_scale(r, o, d, new, wanted);
+    // The preview never shrinks before the switch: pods scaled up for a switch that a lost (or
+    // not yet cached) status write forgot would be deleted only to be made again.
+    let scale = o
+        .replica_set(new)
+        .map_or(wanted, |rs| wanted.max(rs.replicas.min(r.replicas)));
+    ensure_scale(r, o, d, new, scale);
     if let Some(preview) = &b.preview_service {
         point_service(o.canary_service_hash.as_deref(), d, preview, new);
     }

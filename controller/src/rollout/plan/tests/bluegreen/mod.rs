@@ -461,3 +461,31 @@ fn a_progress_deadline_with_abort_aborts_a_preview_that_never_becomes_ready() {
         p.status.message
     );
 }
+
+#[test]
+fn a_forgotten_checkpoint_never_shrinks_the_preview_scaled_up_for_the_switch() {
+    let mut m = releasing(|b| b.preview_replicas = 2);
+    m.startup.insert("v2".into(), Some(secs(10)));
+    m.converge();
+    m.advance(secs(10));
+    // The reconcile that scales up for the switch has its status write lost.
+    let p = m.plan();
+    assert_eq!(
+        p.status.blue_green.as_ref().map(|b| b.promoting),
+        Some(true)
+    );
+    m.apply_plan(&p, p.intents.len(), false);
+    assert_eq!(m.replicas("v2"), 4);
+    let p = m.reconcile();
+    assert!(
+        !p.intents.iter().any(|i| matches!(
+            i,
+            Intent::ScaleReplicaSet { replicas, .. } if *replicas < 4
+        )),
+        "{:?}",
+        p.intents
+    );
+    m.advance(secs(10));
+    m.converge();
+    assert_eq!(m.active.as_deref(), Some("v2"));
+}
