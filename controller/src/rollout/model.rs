@@ -262,4 +262,14 @@ impl Observed {
     pub fn replica_set(&self, hash: &str) -> Option<&ReplicaSetView> {
         self.replica_sets.iter().find(|rs| rs.hash == hash)
     }
+
+    /// The revision a ReplicaSet made (or re-used) now gets: one above every owned one.
+    pub fn next_revision(&self) -> i64 {
+        self.replica_sets
+            .iter()
+            .map(|rs| rs.revision)
+            .max()
+            .unwrap_or(0)
+            + 1
+    }
 }

@@ -9,8 +9,10 @@
 //! Guarantees: a Failed or Error run aborts (invariant 4: failed metrics never promote); an
 //! Inconclusive one pauses until a promote; a run that no longer gates anything is terminated.
 
+use super::deadline::ANALYSIS_REASON;
+use super::pause::{Pause, pause_done};
 use super::{Draft, Intent, Outcome};
-use crate::rollout::model::{Observed, RunPhase, RunStatus, ValidatedRollout};
+use crate::rollout::model::{Observed, PauseReason, RunPhase, RunStatus, ValidatedRollout};
 
 /// What a gate says about moving on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,4 +119,67 @@ pub(crate) fn recorded_failure(out: &Outcome) -> Option<String> {
         .flatten()
         .find(|s| matches!(s.phase, RunPhase::Failed | RunPhase::Error))
         .map(verdict)
+}
+
+/// Aborts because a run failed: nothing planned for the current stage runs (`abort` plans the
+/// abort on a fresh draft), the runs' records are kept, and the verdict comes first.
+pub(crate) fn abort_for(
+    d: &mut Draft,
+    out: Outcome,
+    reason: &str,
+    abort: impl FnOnce(&mut Draft) -> Outcome,
+) -> Outcome {
+    d.restart();
+    let mut aborted = abort(d);
+    aborted.step_run = out.step_run;
+    aborted.background_run = out.background_run;
+    aborted.progress.1 = format!("{reason}; {}", aborted.progress.1);
+    aborted
+}
+
+/// Terminates every run of the Rollout that is still measuring (an abort).
+pub(crate) fn terminate_all(o: &Observed, d: &mut Draft) {
+    for run in o.analysis_runs.iter().filter(|r| !r.phase.is_completed()) {
+        d.push(Intent::TerminateAnalysisRun {
+            name: run.name.clone(),
+        });
+    }
+}
+
+/// The `RolloutAborted` message: the failed run's verdict (if one caused it), then `done`.
+pub(crate) fn abort_message(out: &Outcome, done: &str) -> String {
+    recorded_failure(out).map_or_else(|| done.to_owned(), |f| format!("{f}; {done}"))
+}
+
+/// A run that gates a step or a stage: `Ok(true)` once it passed (or, inconclusive, was
+/// promoted), `Err` with the verdict when it failed. While it runs the progress says
+/// `"{waiting} {name}"`; `resumed` says the persisted pause (if any) is this gate's.
+pub(crate) fn gate_or_pause(
+    (r, o, d): (&ValidatedRollout, &Observed, &mut Draft),
+    out: &mut Outcome,
+    kind: RunKind,
+    resumed: bool,
+    waiting: &str,
+) -> Result<bool, String> {
+    let record = match kind {
+        RunKind::Background | RunKind::PostPromotion => &mut out.background_run,
+        RunKind::Step(_) | RunKind::PrePromotion => &mut out.step_run,
+    };
+    match gate(r, o, d, record, kind) {
+        Gate::Passed => Ok(true),
+        Gate::Failed(reason) => Err(reason),
+        Gate::Inconclusive => {
+            let pause = Pause {
+                reason: PauseReason::InconclusiveAnalysis,
+                duration: None,
+                resumed,
+            };
+            Ok(pause_done(o, d, out, pause))
+        }
+        Gate::Wait => {
+            let name = record.as_ref().map_or("", |s| s.name.as_str());
+            out.progress = (ANALYSIS_REASON.into(), format!("{waiting} {name}"));
+            Ok(false)
+        }
+    }
 }

@@ -17,9 +17,9 @@
 //! - A Failed or Error run aborts; an abort returns the active Service to stable before the
 //!   new version loses a pod.
 
-use super::analysis::{self, Gate, RunKind};
+use super::analysis::{self, RunKind};
 use super::cleanup::{self, Serving};
-use super::deadline::{ANALYSIS_REASON, check_deadline, keep_deadline};
+use super::deadline::{check_deadline, keep_deadline};
 use super::pause::{Pause, pause_done};
 use super::replicas::{ensure_scale, point_service, progressing, waiting_for};
 use super::{BlueGreenState, Draft, Intent, Outcome};
@@ -86,24 +86,9 @@ fn set_promoting(out: &mut Outcome, promoting: bool) {
 /// No stable version yet: the first template at full size, then both Services onto it.
 fn first_deploy(r: &ValidatedRollout, b: &BlueGreen, o: &Observed, d: &mut Draft) -> Outcome {
     let mut out = Outcome::carry(o, None);
-    out.start_fresh();
-    out.current_step_index = None;
-    let hash = &r.template_hash;
-    let served = serve(r, b, o, d, hash);
-    if served && d.intents.is_empty() {
-        out.stable_hash = Some(hash.clone());
-        out.completed = true;
+    if rest(r, b, o, d, &r.template_hash, &mut out) {
+        out.stable_hash = Some(r.template_hash.clone());
     }
-    // A template replaced before the first one was ever stable: its pods go once unselected.
-    cleanup::scale_down_others(
-        r,
-        Serving::BlueGreen,
-        o,
-        d,
-        &[hash.as_str()],
-        Some(b.scale_down_delay),
-    );
-    out.progress = healthy_or_waiting(o, hash, r.replicas, out.completed);
     out
 }
 
@@ -115,11 +100,24 @@ fn settle(
     d: &mut Draft,
     stable: &ReplicaSetView,
 ) -> Outcome {
-    let hash = &stable.hash;
-    let mut out = Outcome::carry(o, Some(hash));
+    let mut out = Outcome::carry(o, Some(&stable.hash));
     out.step_run = None;
     out.background_run = None;
     analysis::terminate_others(o, d, &out);
+    rest(r, b, o, d, &stable.hash, &mut out);
+    out
+}
+
+/// No release in flight: `hash` at full size behind both Services, every other version scaled
+/// down after its delay (a template replaced before it was ever stable too). True once done.
+fn rest(
+    r: &ValidatedRollout,
+    b: &BlueGreen,
+    o: &Observed,
+    d: &mut Draft,
+    hash: &str,
+    out: &mut Outcome,
+) -> bool {
     out.current_step_index = None;
     out.start_fresh();
     let served = serve(r, b, o, d, hash);
@@ -129,11 +127,11 @@ fn settle(
         Serving::BlueGreen,
         o,
         d,
-        &[hash.as_str()],
+        &[hash],
         Some(b.scale_down_delay),
     );
     out.progress = healthy_or_waiting(o, hash, r.replicas, out.completed);
-    out
+    out.completed
 }
 
 /// Full size for `hash`, then (with every pod available) the active and preview Services onto
@@ -209,8 +207,7 @@ fn release(
     analysis::terminate_others(o, d, &out);
     check_deadline(r, o, d, &mut out);
     if out.deadline_exceeded && r.progress_deadline_abort {
-        d.intents.clear();
-        d.wake_at = None;
+        d.restart();
         let mut aborted = abort(r, b, o, d, stable, Some(d.now));
         aborted.deadline_exceeded = true;
         aborted.progress.1 = format!("{}; {}", out.progress.1, aborted.progress.1);
@@ -360,42 +357,11 @@ fn gate(
     kind: RunKind,
     resumed: bool,
 ) -> Result<bool, String> {
-    let record = match kind {
-        RunKind::PostPromotion => &mut out.background_run,
-        _ => &mut out.step_run,
+    let waiting = match kind {
+        RunKind::PostPromotion => "waiting for post-promotion AnalysisRun",
+        _ => "waiting for pre-promotion AnalysisRun",
     };
-    match analysis::gate(r, o, d, record, kind) {
-        Gate::Passed => Ok(true),
-        Gate::Failed(reason) => Err(reason),
-        Gate::Inconclusive => {
-            let pause = Pause {
-                reason: PauseReason::InconclusiveAnalysis,
-                duration: None,
-                resumed,
-            };
-            Ok(pause_done(o, d, out, pause))
-        }
-        Gate::Wait => {
-            let name = record_name(out, kind);
-            let stage = match kind {
-                RunKind::PostPromotion => "post-promotion",
-                _ => "pre-promotion",
-            };
-            out.progress = (
-                ANALYSIS_REASON.into(),
-                format!("waiting for {stage} AnalysisRun {name}"),
-            );
-            Ok(false)
-        }
-    }
-}
-
-fn record_name(out: &Outcome, kind: RunKind) -> String {
-    let record = match kind {
-        RunKind::PostPromotion => &out.background_run,
-        _ => &out.step_run,
-    };
-    record.as_ref().map(|s| s.name.clone()).unwrap_or_default()
+    analysis::gate_or_pause((r, o, d), out, kind, resumed, waiting)
 }
 
 /// The new version is stable. The old one starts its scale-down delay in the next pass, once
@@ -411,7 +377,7 @@ fn promoted(r: &ValidatedRollout, mut out: Outcome) -> Outcome {
     out
 }
 
-/// Aborts because an analysis failed: nothing planned for the stage runs, the verdict is said.
+/// Aborts because an analysis failed.
 fn abort_for(
     r: &ValidatedRollout,
     b: &BlueGreen,
@@ -421,13 +387,7 @@ fn abort_for(
     out: Outcome,
     reason: String,
 ) -> Outcome {
-    d.intents.clear();
-    d.wake_at = None;
-    let mut aborted = abort(r, b, o, d, stable, Some(d.now));
-    aborted.step_run = out.step_run;
-    aborted.background_run = out.background_run;
-    aborted.progress.1 = format!("{reason}; {}", aborted.progress.1);
-    aborted
+    analysis::abort_for(d, out, &reason, |d| abort(r, b, o, d, stable, Some(d.now)))
 }
 
 /// Aborts: the active Service back on the (fully available) stable pods, read back, and only
@@ -462,11 +422,7 @@ fn abort(
             b.abort_scale_down_delay,
         );
     }
-    for run in o.analysis_runs.iter().filter(|r| !r.phase.is_completed()) {
-        d.push(Intent::TerminateAnalysisRun {
-            name: run.name.clone(),
-        });
-    }
+    analysis::terminate_all(o, d);
     let done = if returned {
         format!(
             "Rollout aborted: Service {} is back on stable",
@@ -478,8 +434,9 @@ fn abort(
             b.active_service
         )
     };
-    let message =
-        analysis::recorded_failure(&out).map_or_else(|| done.clone(), |f| format!("{f}; {done}"));
-    out.progress = ("RolloutAborted".into(), message);
+    out.progress = (
+        "RolloutAborted".into(),
+        analysis::abort_message(&out, &done),
+    );
     out
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::analysis::{self, Gate, RunKind};
 use super::cleanup::{self, Serving};
-use super::deadline::{ANALYSIS_REASON, check_deadline, keep_deadline};
+use super::deadline::{check_deadline, keep_deadline};
 use super::pause::{Pause, pause_done, step_complete};
 use super::replicas::{ensure_scale, point_service, progressing, waiting_for};
 use super::target::Target;
@@ -30,8 +30,7 @@ pub(crate) fn plan(r: &ValidatedRollout, c: &Canary, o: &Observed, d: &mut Draft
             let outcome = progress(r, c, o, d, stable);
             if outcome.deadline_exceeded && r.progress_deadline_abort && !outcome.abort {
                 // Start the abort from a clean draft: nothing planned for the stuck step runs.
-                d.intents.clear();
-                d.wake_at = None;
+                d.restart();
                 let mut aborted = abort(r, c, o, d, stable, Some(d.now));
                 aborted.deadline_exceeded = true;
                 // Say what was stuck, not only what the abort did.
@@ -329,29 +328,11 @@ fn analysis_step(
     index: usize,
     resumed: bool,
 ) -> Result<bool, String> {
-    match analysis::gate(r, o, d, &mut out.step_run, RunKind::Step(index)) {
-        Gate::Passed => Ok(true),
-        Gate::Failed(reason) => Err(reason),
-        Gate::Inconclusive => {
-            let pause = Pause {
-                reason: PauseReason::InconclusiveAnalysis,
-                duration: None,
-                resumed,
-            };
-            Ok(pause_done(o, d, out, pause))
-        }
-        Gate::Wait => {
-            let name = out.step_run.as_ref().map_or("", |s| s.name.as_str());
-            out.progress = (
-                ANALYSIS_REASON.into(),
-                format!("step {}: waiting for AnalysisRun {name}", index + 1),
-            );
-            Ok(false)
-        }
-    }
+    let waiting = format!("step {}: waiting for AnalysisRun", index + 1);
+    analysis::gate_or_pause((r, o, d), out, RunKind::Step(index), resumed, &waiting)
 }
 
-/// Aborts because an analysis failed: nothing planned for the step runs, the verdict is said.
+/// Aborts because an analysis failed.
 fn abort_for(
     r: &ValidatedRollout,
     c: &Canary,
@@ -361,13 +342,7 @@ fn abort_for(
     out: Outcome,
     reason: String,
 ) -> Outcome {
-    d.intents.clear();
-    d.wake_at = None;
-    let mut aborted = abort(r, c, o, d, stable, Some(d.now));
-    aborted.step_run = out.step_run;
-    aborted.background_run = out.background_run;
-    aborted.progress.1 = format!("{reason}; {}", aborted.progress.1);
-    aborted
+    analysis::abort_for(d, out, &reason, |d| abort(r, c, o, d, stable, Some(d.now)))
 }
 
 /// True when the planned traffic gives the canary more than the mesh shows: a higher weight, or
@@ -482,19 +457,13 @@ fn abort(
             c.abort_scale_down_delay,
         );
     }
-    for run in o.analysis_runs.iter().filter(|r| !r.phase.is_completed()) {
-        d.push(Intent::TerminateAnalysisRun {
-            name: run.name.clone(),
-        });
-    }
+    analysis::terminate_all(o, d);
     let done = if verified {
         "Rollout aborted: traffic returned to stable"
     } else {
         "Rollout aborted: returning traffic to stable"
     };
-    let message = analysis::recorded_failure(&out)
-        .map_or_else(|| done.to_owned(), |f| format!("{f}; {done}"));
-    out.progress = ("RolloutAborted".into(), message);
+    out.progress = ("RolloutAborted".into(), analysis::abort_message(&out, done));
     out
 }
 

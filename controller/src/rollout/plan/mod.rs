@@ -181,6 +181,12 @@ impl Draft {
         }
     }
 
+    /// Drops everything planned so far (an abort replaces the stage's moves).
+    pub fn restart(&mut self) {
+        self.intents.clear();
+        self.wake_at = None;
+    }
+
     /// Asks for a new look at `at` (the earliest request wins; past times mean "now").
     pub fn wake(&mut self, at: DateTime<Utc>) {
         self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));

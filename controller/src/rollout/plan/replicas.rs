@@ -13,13 +13,7 @@ pub(crate) fn ensure_scale(
 ) {
     match o.replica_set(hash) {
         None => {
-            let revision = o
-                .replica_sets
-                .iter()
-                .map(|rs| rs.revision)
-                .max()
-                .unwrap_or(0)
-                + 1;
+            let revision = o.next_revision();
             let pending = d
                 .intents
                 .iter()
@@ -45,11 +39,11 @@ pub(crate) fn ensure_scale(
                     replicas,
                 });
             }
-            let newest = o.replica_sets.iter().map(|x| x.revision).max().unwrap_or(0);
-            if hash == r.template_hash && rs.revision < newest {
+            let next = o.next_revision();
+            if hash == r.template_hash && rs.revision < next - 1 {
                 d.push(Intent::SetRevision {
                     name: rs.name.clone(),
-                    revision: newest + 1,
+                    revision: next,
                 });
             }
         }

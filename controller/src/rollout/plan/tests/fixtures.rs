@@ -271,14 +271,7 @@ impl WorldBuilder {
     }
 
     fn upsert_rs(&mut self, hash: &str, replicas: i32, available: i32) {
-        let revision = self
-            .observed
-            .replica_sets
-            .iter()
-            .map(|rs| rs.revision)
-            .max()
-            .unwrap_or(0)
-            + 1;
+        let revision = self.observed.next_revision();
         let rss = &mut self.observed.replica_sets;
         match rss.iter_mut().find(|rs| rs.hash == hash) {
             Some(rs) => {
