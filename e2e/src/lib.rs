@@ -2,3 +2,4 @@
 
 pub mod demo;
 pub mod mesh;
+pub mod watch;

@@ -18,9 +18,9 @@ use anyhow::{Context, Result, ensure};
 use serde_json::json;
 use sluice_crds::{AnalysisPhase, AnalysisRun, PauseReason, RolloutPhase};
 use sluice_e2e::demo::release::{failure, rolled_back};
-use sluice_e2e::demo::world::{ChangeKind, World, metric_results};
+use sluice_e2e::demo::world::{ChangeKind, WatchedRollout, World, metric_results, run_phase};
 
-use harness::{Scenario, add_template, analysis, demo_metric, set_canary, version};
+use harness::{add_template, analysis, demo_metric, set_canary, version};
 
 /// Healthy: what the demo's stable version says.
 const GOOD_ERROR_RATE: f64 = 0.001;
@@ -32,23 +32,6 @@ fn measurements(run: &AnalysisRun, metric: &str) -> Vec<(AnalysisPhase, Option<S
         .filter(|r| r.name == metric)
         .flat_map(|r| r.measurements.iter().map(|m| (m.phase, m.value.clone())))
         .collect()
-}
-
-fn run_phase(run: &AnalysisRun) -> Option<AnalysisPhase> {
-    run.status.as_ref()?.phase
-}
-
-/// Waits until `hash` was rolled back (aborted, weight 0 verified and read back, canary scaled
-/// down), checking on the way that it was never promoted.
-async fn wait_rolled_back(s: &mut Scenario, hash: &str) -> Result<()> {
-    let mut promoted = false;
-    s.wait("the release is rolled back", |w| {
-        promoted |= w.stable_hash() == Some(hash);
-        promoted || rolled_back(w, hash)
-    })
-    .await?;
-    ensure!(!promoted, "{hash} was promoted to stable");
-    Ok(())
 }
 
 /// The deciding metric of the failed run, with its value.
@@ -202,7 +185,7 @@ async fn given_a_slow_release_then_the_latency_metric_fails_and_it_is_aborted() 
             let (hash, _) = s
                 .release(&version("example/shop:1.3", GOOD_ERROR_RATE, 400.0))
                 .await?;
-            wait_rolled_back(s, &hash).await?;
+            s.wait_rolled_back(&hash).await?;
             ensure!(s.stable()? == stable);
             let (metric, value, _) = failing_metric(&s.watch.world)?;
             ensure!(
@@ -290,7 +273,7 @@ async fn given_prometheus_is_unreachable_then_the_run_errors_after_the_consecuti
         let (hash, _) = s
             .release(&version("example/shop:1.5", GOOD_ERROR_RATE, LATENCY_MS))
             .await?;
-        wait_rolled_back(s, &hash).await?;
+        s.wait_rolled_back(&hash).await?;
         ensure!(s.stable()? == stable);
         let run = s.run_of(&hash, "step-1")?;
         ensure!(
@@ -351,7 +334,7 @@ async fn given_a_canary_that_degrades_mid_rollout_then_the_background_analysis_a
             .annotate_pods(&hash, json!({"sim.sluice.dev/error-rate": "0.5"}))
             .await?;
         ensure!(pods > 0, "no canary pod to degrade");
-        wait_rolled_back(s, &hash).await?;
+        s.wait_rolled_back(&hash).await?;
         ensure!(s.stable()? == stable);
         let run = s.run_of(&hash, "background")?;
         let taken = measurements(&run, "success-rate");

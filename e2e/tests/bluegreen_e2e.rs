@@ -20,7 +20,7 @@ use anyhow::{Context, Result, ensure};
 use sluice_crds::{AnalysisPhase, AnalysisRun, RolloutPhase};
 
 use harness::{ACTIVE, Fixture, GOOD_ERROR_RATE, INTERVAL, PREVIEW, REPLICAS, Scenario, version};
-use watch::{Gate, World};
+use watch::{Gate, WatchedRollout, World};
 
 /// Checks that no observed version of the active Service selected `hash`.
 fn never_active(w: &World, hash: &str) -> Result<()> {
@@ -88,7 +88,7 @@ async fn given_a_version_failing_its_pre_promotion_analysis_then_it_is_aborted_a
             let w = &s.watch.world;
             never_active(w, &hash)?;
             ensure!(previewed, "{PREVIEW} never selected {hash}");
-            ensure!(w.stable() == Some(stable.as_str()), "stable moved");
+            ensure!(w.stable_hash() == Some(stable.as_str()), "stable moved");
             ensure!(w.phase() == Some(RolloutPhase::Degraded), "{}", w.summary(PREVIEW));
             ensure!(
                 w.replicas(&stable).spec == REPLICAS && w.replicas(&stable).available == REPLICAS,
@@ -254,7 +254,7 @@ async fn rolled_back_in_production(s: &mut Scenario, image: &str) -> Result<i64>
         "{}",
         w.summary(PREVIEW)
     );
-    ensure!(w.stable() == Some(old.as_str()), "stable moved");
+    ensure!(w.stable_hash() == Some(old.as_str()), "stable moved");
     ensure!(
         w.replicas(&old).available == REPLICAS,
         "{}",

@@ -23,9 +23,9 @@ use serde_json::{Value, json};
 use sluice_crds::{AnalysisPhase, AnalysisRun, Measurement, MetricResult};
 use sluice_e2e::demo::Manifests;
 use sluice_e2e::demo::release::{failure, rolled_back};
-use sluice_e2e::demo::world::metric_results;
+use sluice_e2e::demo::world::{WatchedRollout, metric_results, run_phase};
 
-use harness::{Scenario, add_template, analysis, set_canary, version};
+use harness::{add_template, analysis, set_canary, version};
 
 /// The judged metric's name.
 const METRIC: &str = "canary-errors";
@@ -117,23 +117,6 @@ fn bound(m: &Measurement, key: &str) -> Result<f64> {
         .with_context(|| format!("measurement without a numeric {key}: {m:?}"))
 }
 
-fn run_phase(run: &AnalysisRun) -> Option<AnalysisPhase> {
-    run.status.as_ref()?.phase
-}
-
-/// Waits until `hash` was rolled back (traffic back to stable, verified, canary scaled down),
-/// checking on the way that it was never promoted.
-async fn wait_rolled_back(s: &mut Scenario, hash: &str) -> Result<()> {
-    let mut promoted = false;
-    s.wait("the release is rolled back", |w| {
-        promoted |= w.stable_hash() == Some(hash);
-        promoted || rolled_back(w, hash)
-    })
-    .await?;
-    ensure!(!promoted, "{hash} was promoted to stable");
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_a_canary_with_ten_times_the_stable_error_rate_then_the_sequential_judge_fails_it_and_it_is_rolled_back()
 -> Result<()> {
@@ -153,7 +136,7 @@ async fn given_a_canary_with_ten_times_the_stable_error_rate_then_the_sequential
             traffic || rolled_back(w, &hash)
         })
         .await?;
-        wait_rolled_back(s, &hash).await?;
+        s.wait_rolled_back(&hash).await?;
         ensure!(traffic, "the canary never got its 50 %");
         ensure!(s.stable()? == stable, "the bad version became stable");
         let f = failure(&s.watch.world).context("the Rollout names a run that did not pass")?;

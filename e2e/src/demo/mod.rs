@@ -37,6 +37,7 @@ pub use report::DemoReport;
 
 use progress::Printer;
 use watch::Watch;
+use world::WatchedRollout;
 
 /// What the demo does.
 #[derive(Clone, Debug)]

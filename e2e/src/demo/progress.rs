@@ -11,7 +11,7 @@ use std::time::Duration;
 use sluice_crds::AnalysisPhase;
 use tokio::time::Instant;
 
-use super::world::{RunRole, World, latest, metric_results, run_phase};
+use super::world::{RunRole, WatchedRollout, World, latest, metric_results, run_phase};
 
 /// The newest measurement of one metric, and how many were taken.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use super::latency::BreachClock;
 use super::manifests::{self, ManifestError, Version};
 use super::progress::Printer;
 use super::watch::{WaitError, Watch};
-use super::world::{RunRole, World, conditions, latest, metric_results, run_phase};
+use super::world::{RunRole, WatchedRollout, World, conditions, latest, metric_results, run_phase};
 
 /// How a release ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

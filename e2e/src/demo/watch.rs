@@ -3,35 +3,27 @@
 //! event (never sleeping and looking again), bounded by a deadline.
 //!
 //! Guarantees: every event (deletions included) is applied to the world before [`Watch::next`]
-//! returns, with the instant it arrived; watch errors are retried with kube's default backoff and logged, never
-//! ending the stream.
+//! returns, with the instant it arrived; watch errors are retried with kube's default backoff
+//! and logged, never ending the stream (the merging is [`crate::watch::Merged`]'s).
 
 use std::time::Duration;
 
-use futures::stream::{BoxStream, SelectAll};
-use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use sluice_crds::{AnalysisRun, Rollout};
 use tokio::time::Instant;
 
-use super::manifests::Target;
-use super::world::{HASH_LABEL, ROLLOUT_LABEL, Update, World};
+pub use crate::watch::WaitError;
+use crate::watch::{HASH_LABEL, Merged, ROLLOUT_LABEL};
 
-/// Why a wait ended without an event.
-#[derive(Debug, thiserror::Error)]
-pub enum WaitError {
-    #[error("nothing changed before the deadline")]
-    Timeout,
-    #[error("the watch streams ended")]
-    Ended,
-}
+use super::manifests::Target;
+use super::world::{Update, World};
 
 /// The merged watch and the world it keeps.
 pub struct Watch {
-    updates: SelectAll<BoxStream<'static, Result<Update, watcher::Error>>>,
+    updates: Merged<Update>,
     pub world: World,
 }
 
@@ -53,23 +45,21 @@ impl Watch {
             Api::namespaced_with(client.clone(), namespace, &virtual_service_resource());
         let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
         let run_labels = format!("{ROLLOUT_LABEL}={}", target.rollout);
-        let mut updates = SelectAll::new();
-        updates.push(stream(rollouts, by_name(&target.rollout), |r| {
+        let mut updates = Merged::default();
+        updates.watch(rollouts, by_name(&target.rollout), |r| {
             Update::Rollout(Box::new(r))
-        }));
-        updates.push(stream(
-            runs,
-            watcher::Config::default().labels(&run_labels),
-            |r| Update::Run(Box::new(r)),
-        ));
-        updates.push(stream(vs, by_name(&target.virtual_service), |v| {
+        });
+        updates.watch(runs, watcher::Config::default().labels(&run_labels), |r| {
+            Update::Run(Box::new(r))
+        });
+        updates.watch(vs, by_name(&target.virtual_service), |v| {
             Update::VirtualService(Box::new(v))
-        }));
-        updates.push(stream(
+        });
+        updates.watch(
             replica_sets,
             watcher::Config::default().labels(HASH_LABEL),
             |rs| Update::ReplicaSet(Box::new(rs)),
-        ));
+        );
         Self {
             updates,
             world: World::new(target.clone()),
@@ -78,20 +68,9 @@ impl Watch {
 
     /// Waits for the next event, applies it, and returns when it arrived.
     pub async fn next(&mut self, deadline: Instant) -> Result<Instant, WaitError> {
-        loop {
-            let next = tokio::time::timeout_at(deadline, self.updates.next());
-            match next.await {
-                Err(_) => return Err(WaitError::Timeout),
-                Ok(None) => return Err(WaitError::Ended),
-                Ok(Some(Ok(update))) => {
-                    self.world.apply(update);
-                    return Ok(Instant::now());
-                }
-                Ok(Some(Err(error))) => {
-                    tracing::warn!(%error, "watch error (retrying)");
-                }
-            }
-        }
+        let update = self.updates.next(deadline).await?;
+        self.world.apply(update);
+        Ok(Instant::now())
     }
 
     /// Waits until `done` returns a value for the world, calling `seen` after every event.
@@ -111,25 +90,4 @@ impl Watch {
             seen(&self.world, at);
         }
     }
-}
-
-fn stream<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    wrap: fn(K) -> Update,
-) -> BoxStream<'static, Result<Update, watcher::Error>>
-where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-{
-    watcher(api, config)
-        .default_backoff()
-        .try_filter_map(move |event| {
-            let update = match event {
-                watcher::Event::Apply(o) | watcher::Event::InitApply(o) => Some(wrap(o)),
-                watcher::Event::Delete(o) => Some(Update::Deleted(Box::new(wrap(o)))),
-                watcher::Event::Init | watcher::Event::InitDone => None,
-            };
-            std::future::ready(Ok(update))
-        })
-        .boxed()
 }

@@ -7,16 +7,12 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::DynamicObject;
 use serde_json::Value;
-use sluice_crds::{
-    AnalysisPhase, AnalysisRun, Measurement, MetricResult, Rollout, RolloutPhase, RolloutStatus,
-};
+use sluice_crds::{AnalysisPhase, AnalysisRun, Measurement, MetricResult, Rollout, RolloutPhase};
+
+use crate::watch::Deletable;
+pub use crate::watch::{HASH_LABEL, ROLLOUT_LABEL, WatchedRollout};
 
 use super::manifests::Target;
-
-/// The label Sluice puts on a version's ReplicaSet and pods (Argo's name).
-pub const HASH_LABEL: &str = "rollouts-pod-template-hash";
-/// The label Sluice puts on a Rollout's AnalysisRuns.
-pub const ROLLOUT_LABEL: &str = "sluice.dev/rollout";
 
 /// One watch event, already decoded.
 #[derive(Clone, Debug)]
@@ -46,6 +42,12 @@ pub struct Change {
     pub kind: ChangeKind,
     pub name: String,
     pub resource_version: Option<u64>,
+}
+
+impl Deletable for Update {
+    fn deleted(self) -> Self {
+        Update::Deleted(Box::new(self))
+    }
 }
 
 impl Update {
@@ -106,6 +108,12 @@ pub struct World {
     pub replica_sets: BTreeMap<String, Replicas>,
     /// What the last event was about.
     pub last: Option<Change>,
+}
+
+impl WatchedRollout for World {
+    fn watched_rollout(&self) -> Option<&Rollout> {
+        self.rollout.as_ref()
+    }
 }
 
 impl World {
@@ -174,10 +182,6 @@ impl World {
         }
     }
 
-    pub fn status(&self) -> Option<&RolloutStatus> {
-        self.rollout.as_ref()?.status.as_ref()
-    }
-
     pub fn generation(&self) -> Option<i64> {
         self.rollout.as_ref()?.metadata.generation
     }
@@ -186,28 +190,6 @@ impl World {
     pub fn observed(&self) -> bool {
         let observed = self.status().and_then(|s| s.observed_generation);
         observed.is_some() && observed >= self.generation()
-    }
-
-    pub fn phase(&self) -> Option<RolloutPhase> {
-        self.status()?.phase
-    }
-
-    pub fn current_hash(&self) -> Option<&str> {
-        self.status()?.current_pod_hash.as_deref()
-    }
-
-    pub fn stable_hash(&self) -> Option<&str> {
-        self.status()?.stable_rs.as_deref()
-    }
-
-    pub fn aborted(&self) -> bool {
-        self.status().is_some_and(|s| s.abort)
-    }
-
-    pub fn message(&self) -> &str {
-        self.status()
-            .and_then(|s| s.message.as_deref())
-            .unwrap_or("")
     }
 
     /// The canary weight in the status and whether it was verified by reading it back.

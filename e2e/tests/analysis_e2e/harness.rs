@@ -3,51 +3,42 @@
 //! watching only that namespace), the invariant monitor of `sluice-tests`, and the demo's
 //! manifests as the starting point of every fixture.
 //!
-//! Guarantees of [`run`]:
-//! - it fails, never skips, when `KUBECONFIG`, `SLUICE_PROMETHEUS_URL` or
-//!   `SLUICE_PROMETHEUS_TARGETS_DIR` is missing, saying how to start the cluster;
+//! Guarantees of [`run`] (with those of the shared [`common::run`]: it fails, never skips,
+//! without the cluster's environment; the scenario fails if the invariant monitor found a
+//! violation):
 //! - the scenario starts with the first version Healthy and Prometheus scraping the simulator;
 //! - every wait follows watch events, bounded by [`WAIT`];
 //! - on failure it prints the progress lines, the Rollout, every AnalysisRun with its
 //!   measurements, the VirtualService, the namespace's state and the monitor's timeline;
-//! - the scenario fails if the invariant monitor found a violation;
 //! - the Rollout is deleted while the controller runs (its finalizer puts traffic back), then
 //!   the controller and the simulator stop, then the namespace is deleted.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::fmt::Write;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use sluice_crds::{AnalysisRun, Rollout};
 use sluice_e2e::demo::manifests::{self, DEMO_YAML, Manifests, Target, Version};
 use sluice_e2e::demo::progress::Printer;
+use sluice_e2e::demo::prometheus;
+use sluice_e2e::demo::release::rolled_back;
 use sluice_e2e::demo::watch::{Watch, virtual_service_resource};
-use sluice_e2e::demo::world::{HASH_LABEL, World};
-use sluice_e2e::demo::{progress, prometheus};
-use sluice_e2e::mesh;
+use sluice_e2e::demo::world::{HASH_LABEL, WatchedRollout, World};
+use sluice_e2e::watch::ANALYSIS_LABEL;
 use sluice_tests::controller::InProcessController;
-use sluice_tests::monitor::{Monitor, Report};
 use tokio::time::Instant;
 
-/// Longest wait for one condition.
-pub const WAIT: Duration = Duration::from_secs(90);
+pub use common::WAIT;
+
 /// Requests per second the simulator sends to the service (a modest load: tests run in
 /// parallel on two cores).
 const RPS: &str = "100";
-/// The analysis label Sluice puts on a run: `step-<index>` or `background`.
-const KIND_LABEL: &str = "sluice.dev/analysis";
-
-const HOW_TO_START: &str =
-    "start the local cluster first: `e2e/cluster up && source .cache/run/cluster.env`";
-
-fn env(name: &str) -> Result<String> {
-    std::env::var(name).with_context(|| format!("{name} is not set; {HOW_TO_START}"))
-}
 
 /// A running scenario.
 pub struct Scenario {
@@ -128,84 +119,17 @@ pub async fn run(
     fixture: impl FnOnce(&mut Manifests) -> Result<()>,
     body: impl AsyncFnOnce(&mut Scenario) -> Result<()>,
 ) -> Result<()> {
-    let prometheus = env("SLUICE_PROMETHEUS_URL")?;
-    let targets = PathBuf::from(env("SLUICE_PROMETHEUS_TARGETS_DIR")?);
-    env("KUBECONFIG")?;
-    let mut manifests = base(&prometheus)?;
-    fixture(&mut manifests)?;
-    let client = sluice_tests::client().await?;
-    let namespaces = client.clone();
-    sluice_tests::with_namespace(&namespaces, prefix, move |ns| async move {
-        let mesh = start_mesh(&ns, targets, &prometheus).await?;
-        let monitor = Monitor::start(&client, &ns).await?;
-        let started = Scenario::start(&client, &ns, manifests, &prometheus).await;
-        let mut s = match started {
-            Ok(s) => s,
-            Err(e) => {
-                sluice_tests::dump::print(&client, &ns).await;
-                return Err(e);
-            }
-        };
-        let outcome = body(&mut s).await;
-        let report = monitor.finish().await;
-        let checked = check(outcome, report);
-        if checked.is_err() {
-            eprintln!("{}", s.dump().await);
-        }
-        let torn_down = s.tear_down().await;
-        let stopped = mesh.shutdown().await.context("stopping the mesh simulator");
-        checked.and(torn_down).and(stopped)
-    })
-    .await
-}
-
-/// The scenario's outcome, failed too when the monitor found a violation.
-fn check(outcome: Result<()>, report: Result<Report>) -> Result<()> {
-    let report = report.context("the invariant monitor")?;
-    eprintln!("{}", report.summary());
-    if outcome.is_err() || !report.violations.is_empty() {
-        eprintln!("monitor timeline:\n{}", report.timeline());
-    }
-    outcome?;
-    if !report.violations.is_empty() {
-        let list: Vec<String> = report.violations.iter().map(|v| format!("{v:?}")).collect();
-        bail!(
-            "the invariant monitor found violations:\n{}",
-            list.join("\n")
-        );
-    }
-    Ok(())
-}
-
-/// Starts the simulator for `ns` on a free port and waits until Prometheus scrapes it.
-async fn start_mesh(ns: &str, targets: PathBuf, prometheus_url: &str) -> Result<mesh::Handle> {
-    let config = mesh::Config {
-        namespace: Some(ns.to_owned()),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        register_dir: Some(targets),
-        ..mesh::Config::default()
+    let manifests = |prometheus: &str| {
+        let mut manifests = base(prometheus)?;
+        fixture(&mut manifests)?;
+        Ok(manifests)
     };
-    let handle = mesh::run(config)
-        .await
-        .context("starting the mesh simulator")?;
-    let instance = handle.local_addr().to_string();
-    sluice_tests::eventually(
-        Duration::from_secs(30),
-        "Prometheus scrapes the simulator",
-        || {
-            let instance = instance.clone();
-            async move {
-                Ok(prometheus::scrapes(prometheus_url, &instance)
-                    .await?
-                    .then_some(()))
-            }
-        },
-    )
-    .await?;
-    Ok(handle)
+    common::run(prefix, manifests, body).await
 }
 
-impl Scenario {
+impl common::Lifecycle for Scenario {
+    type Fixture = Manifests;
+
     /// Applies the manifests, starts the controller and waits for the first version and for
     /// Prometheus to see its traffic.
     async fn start(
@@ -236,6 +160,38 @@ impl Scenario {
         Ok(s)
     }
 
+    /// Deletes the Rollout while the controller runs, then stops the controller.
+    async fn tear_down(&mut self) -> Result<()> {
+        self.controller.resume();
+        let (client, ns) = (self.client.clone(), self.ns.clone());
+        let name = self.target.rollout.clone();
+        let gone = common::delete_rollout(&client, &ns, &name, async || {
+            self.wait("the Rollout is finalized and gone", |w| w.rollout.is_none())
+                .await
+        })
+        .await;
+        let stopped = self.controller.stop().await;
+        gone.and(stopped)
+    }
+
+    /// The progress lines, the Rollout, the runs with their measurements, the VirtualService
+    /// and the namespace's state.
+    async fn dump(&self) -> String {
+        let mut out = common::dump_progress(&self.ns, &self.lines);
+        common::dump_runs(&mut out, &self.client, &self.ns).await;
+        let vs: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.ns, &virtual_service_resource());
+        let spec = vs
+            .get(&self.target.virtual_service)
+            .await
+            .map(|o| o.data["spec"].clone());
+        let _ = writeln!(out, "--- VirtualService spec: {spec:?}");
+        out.push_str(&sluice_tests::dump::namespace(&self.client, &self.ns).await);
+        out
+    }
+}
+
+impl Scenario {
     /// Waits (following watch events) until `cond` holds; fails after [`WAIT`] with the
     /// progress so far.
     pub async fn wait(&mut self, what: &str, mut cond: impl FnMut(&World) -> bool) -> Result<()> {
@@ -279,11 +235,7 @@ impl Scenario {
 
     /// The stable pod-template hash.
     pub fn stable(&self) -> Result<String> {
-        self.watch
-            .world
-            .stable_hash()
-            .map(str::to_owned)
-            .context("the Rollout names no stable version")
+        common::stable_hash(&self.watch.world)
     }
 
     /// The runs of `hash` for `kind` (`background` or `step-<index>`), as last seen.
@@ -295,7 +247,10 @@ impl Scenario {
             .filter(|r| {
                 let labels = r.metadata.labels.as_ref();
                 labels.and_then(|l| l.get(HASH_LABEL)).map(String::as_str) == Some(hash)
-                    && labels.and_then(|l| l.get(KIND_LABEL)).map(String::as_str) == Some(kind)
+                    && labels
+                        .and_then(|l| l.get(ANALYSIS_LABEL))
+                        .map(String::as_str)
+                        == Some(kind)
             })
             .collect()
     }
@@ -310,10 +265,21 @@ impl Scenario {
 
     /// The run `name` as stored now (not as last seen by the watch).
     pub async fn get_run(&self, name: &str) -> Result<AnalysisRun> {
-        let runs: Api<AnalysisRun> = Api::namespaced(self.client.clone(), &self.ns);
-        runs.get(name)
-            .await
-            .with_context(|| format!("reading AnalysisRun {name}"))
+        common::get_run(&self.client, &self.ns, name).await
+    }
+
+    /// Waits until `hash` was rolled back (aborted, traffic back to stable with the weight 0
+    /// verified and read back, canary scaled down), checking on the way that it was never
+    /// promoted.
+    pub async fn wait_rolled_back(&mut self, hash: &str) -> Result<()> {
+        let mut promoted = false;
+        self.wait("the release is rolled back", |w| {
+            promoted |= w.stable_hash() == Some(hash);
+            promoted || rolled_back(w, hash)
+        })
+        .await?;
+        ensure!(!promoted, "{hash} was promoted to stable");
+        Ok(())
     }
 
     /// Promotes past a pause (what `kubectl sluice promote` does): clears the pause conditions.
@@ -346,86 +312,6 @@ impl Scenario {
                 .with_context(|| format!("annotating pod {name}"))?;
         }
         Ok(list.items.len())
-    }
-
-    /// Deletes the Rollout while the controller runs, then stops the controller.
-    async fn tear_down(&mut self) -> Result<()> {
-        self.controller.resume();
-        let rollouts: Api<Rollout> = Api::namespaced(self.client.clone(), &self.ns);
-        let name = self.target.rollout.clone();
-        let deleted = rollouts.delete(&name, &Default::default()).await;
-        let gone = match deleted {
-            Ok(_) => {
-                self.wait("the Rollout is finalized and gone", |w| w.rollout.is_none())
-                    .await
-            }
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-            Err(e) => Err(e).context("deleting the Rollout"),
-        };
-        if gone.is_err() {
-            let patch = json!({"metadata": {"finalizers": null}});
-            let _ = rollouts
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await;
-        }
-        let stopped = self.controller.stop().await;
-        gone.and(stopped)
-    }
-
-    /// The progress lines, the Rollout, the runs with their measurements, the VirtualService
-    /// and the namespace's state.
-    pub async fn dump(&self) -> String {
-        let mut out = format!("===== scenario {} =====\n--- progress\n", self.ns);
-        for line in &self.lines {
-            let _ = writeln!(out, "{line}");
-        }
-        out.push_str("--- AnalysisRuns (measurements oldest first)\n");
-        let runs: Api<AnalysisRun> = Api::namespaced(self.client.clone(), &self.ns);
-        match runs.list(&ListParams::default()).await {
-            Ok(list) => list.items.iter().for_each(|r| describe_run(&mut out, r)),
-            Err(e) => {
-                let _ = writeln!(out, "cannot list: {e}");
-            }
-        }
-        let vs: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &self.ns, &virtual_service_resource());
-        let spec = vs
-            .get(&self.target.virtual_service)
-            .await
-            .map(|o| o.data["spec"].clone());
-        let _ = writeln!(out, "--- VirtualService spec: {spec:?}");
-        out.push_str(&sluice_tests::dump::namespace(&self.client, &self.ns).await);
-        out
-    }
-}
-
-fn describe_run(out: &mut String, run: &AnalysisRun) {
-    let status = run.status.clone().unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "{} {:?}: {}",
-        run.metadata.name.as_deref().unwrap_or_default(),
-        status.phase,
-        status.message.unwrap_or_default()
-    );
-    for r in &status.metric_results {
-        let _ = writeln!(
-            out,
-            "  metric {} {:?}: {}",
-            r.name,
-            r.phase,
-            r.message.clone().unwrap_or_default()
-        );
-        for m in &r.measurements {
-            let _ = writeln!(
-                out,
-                "    {:?} {} value={} {}",
-                m.started_at.as_ref().map(|t| t.0),
-                progress::verdict(Some(m.phase)),
-                m.value.as_deref().unwrap_or("-"),
-                m.message.as_deref().unwrap_or("")
-            );
-        }
     }
 }
 

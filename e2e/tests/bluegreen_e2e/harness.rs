@@ -8,38 +8,35 @@
 //! load), with success-rate AnalysisTemplates that select one Service and one version
 //! (`destination_service_name` and `destination_version`, the pod-template hash).
 //!
-//! Guarantees of [`run`]:
-//! - it fails, never skips, when `KUBECONFIG`, `SLUICE_PROMETHEUS_URL` or
-//!   `SLUICE_PROMETHEUS_TARGETS_DIR` is missing, saying how to start the cluster;
+//! Guarantees of [`run`] (with those of the shared [`common::run`]: it fails, never skips,
+//! without the cluster's environment; the scenario fails if the invariant monitor found a
+//! violation):
 //! - the scenario starts with the first version Healthy (stable, both Services on it) and
 //!   Prometheus seeing its traffic;
 //! - every wait follows watch events, bounded by [`WAIT`];
 //! - on failure it prints the progress lines, every version of the active Service, the
 //!   AnalysisRuns with their measurements, the namespace's state and the monitor's timeline;
-//! - the scenario fails if the invariant monitor found a violation;
 //! - the Rollout is deleted while the controller runs, then the controller and the simulator
 //!   stop, then the namespace is deleted.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::fmt::Write;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
-use sluice_crds::{AnalysisRun, Rollout};
+use sluice_crds::AnalysisRun;
 use sluice_e2e::demo::manifests::{self, Version};
 use sluice_e2e::demo::prometheus;
 use sluice_e2e::mesh;
 use sluice_tests::controller::InProcessController;
-use sluice_tests::monitor::{Monitor, Report};
 use tokio::time::Instant;
 
-use super::watch::{Seen, Watch, World};
+use super::watch::{Seen, Watch, WatchedRollout, World};
 
-/// Longest wait for one condition.
-pub const WAIT: Duration = Duration::from_secs(90);
+pub use common::WAIT;
 pub const ROLLOUT: &str = "web";
 pub const ACTIVE: &str = "web-active";
 pub const PREVIEW: &str = "web-preview";
@@ -60,13 +57,6 @@ pub const LATENCY_MS: f64 = 40.0;
 const SUCCESS_RATE: &str = r#"sum(rate(istio_requests_total{reporter="destination",destination_service_namespace="{{args.namespace}}",destination_service_name="{{args.service}}",destination_version="{{args.hash}}",response_code!~"5.."}[6s]))
 /
 sum(rate(istio_requests_total{reporter="destination",destination_service_namespace="{{args.namespace}}",destination_service_name="{{args.service}}",destination_version="{{args.hash}}"}[6s]))"#;
-
-const HOW_TO_START: &str =
-    "start the local cluster first: `e2e/cluster up && source .cache/run/cluster.env`";
-
-fn env(name: &str) -> Result<String> {
-    std::env::var(name).with_context(|| format!("{name} is not set; {HOW_TO_START}"))
-}
 
 /// The objects of a scenario, applied in order (the Rollout last).
 pub struct Fixture {
@@ -213,82 +203,17 @@ pub async fn run(
     fixture: impl FnOnce(&mut Fixture) -> Result<()>,
     body: impl AsyncFnOnce(&mut Scenario) -> Result<()>,
 ) -> Result<()> {
-    let prometheus = env("SLUICE_PROMETHEUS_URL")?;
-    let targets = PathBuf::from(env("SLUICE_PROMETHEUS_TARGETS_DIR")?);
-    env("KUBECONFIG")?;
-    let mut objects = Fixture::new(&prometheus);
-    fixture(&mut objects)?;
-    let client = sluice_tests::client().await?;
-    let namespaces = client.clone();
-    sluice_tests::with_namespace(&namespaces, prefix, move |ns| async move {
-        let mesh = start_mesh(&ns, targets, &prometheus).await?;
-        let monitor = Monitor::start(&client, &ns).await?;
-        let mut s = match Scenario::start(&client, &ns, objects, &prometheus).await {
-            Ok(s) => s,
-            Err(e) => {
-                sluice_tests::dump::print(&client, &ns).await;
-                return Err(e);
-            }
-        };
-        let outcome = body(&mut s).await;
-        let checked = check(outcome, monitor.finish().await);
-        if checked.is_err() {
-            eprintln!("{}", s.dump().await);
-        }
-        let torn_down = s.tear_down().await;
-        let stopped = mesh.shutdown().await.context("stopping the mesh simulator");
-        checked.and(torn_down).and(stopped)
-    })
-    .await
-}
-
-/// The scenario's outcome, failed too when the monitor found a violation.
-fn check(outcome: Result<()>, report: Result<Report>) -> Result<()> {
-    let report = report.context("the invariant monitor")?;
-    eprintln!("{}", report.summary());
-    if outcome.is_err() || !report.violations.is_empty() {
-        eprintln!("monitor timeline:\n{}", report.timeline());
-    }
-    outcome?;
-    if !report.violations.is_empty() {
-        let list: Vec<String> = report.violations.iter().map(|v| format!("{v:?}")).collect();
-        bail!(
-            "the invariant monitor found violations:\n{}",
-            list.join("\n")
-        );
-    }
-    Ok(())
-}
-
-/// Starts the simulator for `ns` on a free port and waits until Prometheus scrapes it.
-async fn start_mesh(ns: &str, targets: PathBuf, prometheus_url: &str) -> Result<mesh::Handle> {
-    let config = mesh::Config {
-        namespace: Some(ns.to_owned()),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        register_dir: Some(targets),
-        ..mesh::Config::default()
+    let objects = |prometheus: &str| {
+        let mut objects = Fixture::new(prometheus);
+        fixture(&mut objects)?;
+        Ok(objects)
     };
-    let handle = mesh::run(config)
-        .await
-        .context("starting the mesh simulator")?;
-    let instance = handle.local_addr().to_string();
-    sluice_tests::eventually(
-        Duration::from_secs(30),
-        "Prometheus scrapes the simulator",
-        || {
-            let instance = instance.clone();
-            async move {
-                Ok(prometheus::scrapes(prometheus_url, &instance)
-                    .await?
-                    .then_some(()))
-            }
-        },
-    )
-    .await?;
-    Ok(handle)
+    common::run(prefix, objects, body).await
 }
 
-impl Scenario {
+impl common::Lifecycle for Scenario {
+    type Fixture = Fixture;
+
     /// Applies the objects, starts the controller and waits for the first version and for
     /// Prometheus to see its traffic.
     async fn start(
@@ -308,13 +233,42 @@ impl Scenario {
             lines: Vec::new(),
         };
         s.wait("the first version is released", |w| {
-            w.stable().is_some_and(|h| w.healthy_on(h, PREVIEW))
+            w.stable_hash().is_some_and(|h| w.healthy_on(h, PREVIEW))
         })
         .await?;
         prometheus::wait_for_traffic(prometheus_url, ns, Duration::from_secs(60)).await?;
         Ok(s)
     }
 
+    /// Deletes the Rollout while the controller runs, then stops the controller.
+    async fn tear_down(&mut self) -> Result<()> {
+        self.controller.resume();
+        let (client, ns) = (self.client.clone(), self.ns.clone());
+        let gone = common::delete_rollout(&client, &ns, ROLLOUT, async || {
+            self.wait("the Rollout is finalized and gone", |w| w.rollout.is_none())
+                .await
+                .map(drop)
+        })
+        .await;
+        let stopped = self.controller.stop().await;
+        gone.and(stopped)
+    }
+
+    /// The progress lines, every version of the active Service, the runs with their
+    /// measurements and the namespace's state.
+    async fn dump(&self) -> String {
+        let mut out = common::dump_progress(&self.ns, &self.lines);
+        out.push_str("--- versions of the active Service (rv hash)\n");
+        for s in &self.watch.world.active_history {
+            let _ = writeln!(out, "{} {:?}", s.resource_version, s.hash);
+        }
+        common::dump_runs(&mut out, &self.client, &self.ns).await;
+        out.push_str(&sluice_tests::dump::namespace(&self.client, &self.ns).await);
+        out
+    }
+}
+
+impl Scenario {
     /// Waits (following watch events) until `cond` holds; returns when the event that made it
     /// true arrived (now, if it already held). Fails after [`WAIT`] with the progress so far.
     pub async fn wait(&mut self, what: &str, mut cond: impl FnMut(&World) -> bool) -> Result<Seen> {
@@ -356,99 +310,20 @@ impl Scenario {
         println!("[{}] released {version}", self.ns);
         self.wait("the controller sees the new template", |w| {
             w.status().and_then(|s| s.observed_generation) >= generation
-                && w.status()
-                    .and_then(|s| s.current_pod_hash.as_ref())
-                    .is_some()
+                && w.current_hash().is_some()
         })
         .await?;
-        let status = self.watch.world.status().context("a status")?;
-        status.current_pod_hash.clone().context("a current hash")
+        let hash = self.watch.world.current_hash().context("a current hash")?;
+        Ok(hash.to_owned())
     }
 
     /// The stable pod-template hash.
     pub fn stable(&self) -> Result<String> {
-        self.watch
-            .world
-            .stable()
-            .map(str::to_owned)
-            .context("the Rollout names no stable version")
+        common::stable_hash(&self.watch.world)
     }
 
     /// The run `name` as stored now (not as last seen by the watch).
     pub async fn get_run(&self, name: &str) -> Result<AnalysisRun> {
-        let runs: Api<AnalysisRun> = Api::namespaced(self.client.clone(), &self.ns);
-        runs.get(name)
-            .await
-            .with_context(|| format!("reading AnalysisRun {name}"))
-    }
-
-    /// Deletes the Rollout while the controller runs, then stops the controller.
-    async fn tear_down(&mut self) -> Result<()> {
-        self.controller.resume();
-        let rollouts: Api<Rollout> = Api::namespaced(self.client.clone(), &self.ns);
-        let gone = match rollouts.delete(ROLLOUT, &Default::default()).await {
-            Ok(_) => self
-                .wait("the Rollout is finalized and gone", |w| w.rollout.is_none())
-                .await
-                .map(drop),
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-            Err(e) => Err(e).context("deleting the Rollout"),
-        };
-        if gone.is_err() {
-            let patch = json!({"metadata": {"finalizers": null}});
-            let _ = rollouts
-                .patch(ROLLOUT, &PatchParams::default(), &Patch::Merge(&patch))
-                .await;
-        }
-        let stopped = self.controller.stop().await;
-        gone.and(stopped)
-    }
-
-    /// The progress lines, every version of the active Service, the runs with their
-    /// measurements and the namespace's state.
-    pub async fn dump(&self) -> String {
-        let mut out = format!("===== scenario {} =====\n--- progress\n", self.ns);
-        for line in &self.lines {
-            let _ = writeln!(out, "{line}");
-        }
-        out.push_str("--- versions of the active Service (rv hash)\n");
-        for s in &self.watch.world.active_history {
-            let _ = writeln!(out, "{} {:?}", s.resource_version, s.hash);
-        }
-        out.push_str("--- AnalysisRuns (measurements oldest first)\n");
-        let runs: Api<AnalysisRun> = Api::namespaced(self.client.clone(), &self.ns);
-        match runs.list(&ListParams::default()).await {
-            Ok(list) => list.items.iter().for_each(|r| describe_run(&mut out, r)),
-            Err(e) => {
-                let _ = writeln!(out, "cannot list: {e}");
-            }
-        }
-        out.push_str(&sluice_tests::dump::namespace(&self.client, &self.ns).await);
-        out
-    }
-}
-
-fn describe_run(out: &mut String, run: &AnalysisRun) {
-    let status = run.status.clone().unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "{} {:?}: {}",
-        run.metadata.name.as_deref().unwrap_or_default(),
-        status.phase,
-        status.message.unwrap_or_default()
-    );
-    for r in &status.metric_results {
-        let _ = writeln!(out, "  metric {} {:?}", r.name, r.phase);
-        for m in &r.measurements {
-            let _ = writeln!(
-                out,
-                "    {:?}..{:?} {:?} value={} {}",
-                m.started_at.as_ref().map(|t| t.0),
-                m.finished_at.as_ref().map(|t| t.0),
-                m.phase,
-                m.value.as_deref().unwrap_or("-"),
-                m.message.as_deref().unwrap_or("")
-            );
-        }
+        common::get_run(&self.client, &self.ns, name).await
     }
 }

@@ -5,27 +5,21 @@
 //! how fast it moved back.
 //!
 //! Guarantees: every event (deletions included) is applied before [`Watch::next`] returns;
-//! watch errors are retried with kube's default backoff and logged, never ending the stream.
+//! watch errors are retried with kube's default backoff and logged, never ending the stream
+//! (the merging is `sluice_e2e::watch::Merged`'s, as for the demo's watch).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use futures::stream::{BoxStream, SelectAll};
-use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
-use kube::runtime::{WatchStreamExt, watcher};
-use sluice_crds::{AnalysisPhase, AnalysisRun, Rollout, RolloutPhase, RolloutStatus};
+use kube::runtime::watcher;
+use sluice_crds::{AnalysisPhase, AnalysisRun, Rollout, RolloutPhase};
+pub use sluice_e2e::demo::world::Replicas;
+pub use sluice_e2e::watch::WatchedRollout;
+use sluice_e2e::watch::{ANALYSIS_LABEL, Deletable, HASH_LABEL, Merged, ROLLOUT_LABEL};
 use tokio::time::Instant;
-
-/// The label Sluice puts on a version's ReplicaSet, pods and runs, and adds to the Services'
-/// selectors.
-pub const HASH_LABEL: &str = "rollouts-pod-template-hash";
-/// The label naming the Rollout a run belongs to.
-const ROLLOUT_LABEL: &str = "sluice.dev/rollout";
-/// The label saying which gate a run is: `pre-promotion` or `post-promotion`.
-const KIND_LABEL: &str = "sluice.dev/analysis";
 
 /// Which gate a run belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,13 +77,6 @@ pub struct RunHistory {
     pub verdict: Option<(AnalysisPhase, u64, Seen)>,
 }
 
-/// A ReplicaSet's size.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Replicas {
-    pub spec: i32,
-    pub available: i32,
-}
-
 /// One decoded watch event.
 enum Update {
     Rollout(Box<Rollout>),
@@ -97,6 +84,12 @@ enum Update {
     ReplicaSet(Box<ReplicaSet>),
     Service(Box<Service>),
     Deleted(Box<Update>),
+}
+
+impl Deletable for Update {
+    fn deleted(self) -> Self {
+        Update::Deleted(Box::new(self))
+    }
 }
 
 /// Everything watched, as last seen.
@@ -115,6 +108,12 @@ pub struct World {
     pub run_history: BTreeMap<String, RunHistory>,
     /// The resourceVersion of the Rollout at which each version first became stable.
     pub stable_since: BTreeMap<String, u64>,
+}
+
+impl WatchedRollout for World {
+    fn watched_rollout(&self) -> Option<&Rollout> {
+        self.rollout.as_ref()
+    }
 }
 
 impl World {
@@ -207,28 +206,6 @@ impl World {
         }
     }
 
-    pub fn status(&self) -> Option<&RolloutStatus> {
-        self.rollout.as_ref()?.status.as_ref()
-    }
-
-    pub fn phase(&self) -> Option<RolloutPhase> {
-        self.status()?.phase
-    }
-
-    pub fn stable(&self) -> Option<&str> {
-        self.status()?.stable_rs.as_deref()
-    }
-
-    pub fn aborted(&self) -> bool {
-        self.status().is_some_and(|s| s.abort)
-    }
-
-    pub fn message(&self) -> &str {
-        self.status()
-            .and_then(|s| s.message.as_deref())
-            .unwrap_or_default()
-    }
-
     /// The hash the active Service selects now.
     pub fn active(&self) -> Option<&str> {
         self.selectors.get(&self.active_service)?.as_deref()
@@ -250,7 +227,7 @@ impl World {
             .filter(|run| {
                 let labels = run.metadata.labels.as_ref();
                 let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
-                label(HASH_LABEL) == Some(hash) && label(KIND_LABEL) == Some(gate.label())
+                label(HASH_LABEL) == Some(hash) && label(ANALYSIS_LABEL) == Some(gate.label())
             })
             .collect()
     }
@@ -280,7 +257,7 @@ impl World {
             .map_or(1, |c| c.get());
         let rs = self.replicas(hash);
         self.phase() == Some(RolloutPhase::Healthy)
-            && self.stable() == Some(hash)
+            && self.stable_hash() == Some(hash)
             && self.active() == Some(hash)
             && self.selects(preview_service) == Some(hash)
             && rs.available >= full
@@ -306,7 +283,7 @@ impl World {
         format!(
             "{phase}{} stable={} active={} preview={} rs=[{}] pre={} post={} | {}",
             if self.aborted() { " (aborted)" } else { "" },
-            self.stable().unwrap_or("-"),
+            self.stable_hash().unwrap_or("-"),
             self.active().unwrap_or("-"),
             self.selects(preview_service).unwrap_or("-"),
             sizes.join(", "),
@@ -347,7 +324,7 @@ fn replicas(rs: &ReplicaSet) -> Replicas {
 
 /// The merged watch and the world it keeps.
 pub struct Watch {
-    updates: SelectAll<BoxStream<'static, Result<Update, watcher::Error>>>,
+    updates: Merged<Update>,
     pub world: World,
 }
 
@@ -362,28 +339,17 @@ impl Watch {
     ) -> Self {
         let by_name = watcher::Config::default().fields(&format!("metadata.name={rollout}"));
         let runs = watcher::Config::default().labels(&format!("{ROLLOUT_LABEL}={rollout}"));
-        let mut updates = SelectAll::new();
-        updates.push(stream(
-            Api::namespaced(client.clone(), namespace),
-            by_name,
-            |r| Update::Rollout(Box::new(r)),
-        ));
-        updates.push(stream(
-            Api::namespaced(client.clone(), namespace),
-            runs,
-            |r| Update::Run(Box::new(r)),
-        ));
+        let mut updates = Merged::default();
+        let rollouts: Api<Rollout> = Api::namespaced(client.clone(), namespace);
+        updates.watch(rollouts, by_name, |r| Update::Rollout(Box::new(r)));
+        let analysis_runs: Api<AnalysisRun> = Api::namespaced(client.clone(), namespace);
+        updates.watch(analysis_runs, runs, |r| Update::Run(Box::new(r)));
+        let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
         let versions = watcher::Config::default().labels(HASH_LABEL);
-        updates.push(stream(
-            Api::namespaced(client.clone(), namespace),
-            versions,
-            |r| Update::ReplicaSet(Box::new(r)),
-        ));
-        updates.push(stream(
-            Api::namespaced(client.clone(), namespace),
-            watcher::Config::default(),
-            |s| Update::Service(Box::new(s)),
-        ));
+        updates.watch(replica_sets, versions, |r| Update::ReplicaSet(Box::new(r)));
+        let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+        let all = watcher::Config::default();
+        updates.watch(services, all, |s| Update::Service(Box::new(s)));
         Self {
             updates,
             world: World::new(active_service),
@@ -393,38 +359,9 @@ impl Watch {
     /// Waits for the next event (until `deadline`), applies it, and returns when it arrived;
     /// `None` at the deadline.
     pub async fn next(&mut self, deadline: Instant) -> Option<Seen> {
-        loop {
-            let next = tokio::time::timeout_at(deadline, self.updates.next());
-            match next.await {
-                Err(_) | Ok(None) => return None,
-                Ok(Some(Ok(update))) => {
-                    let seen = Seen::now();
-                    self.world.apply(update, seen);
-                    return Some(seen);
-                }
-                Ok(Some(Err(error))) => tracing::warn!(%error, "watch error (retrying)"),
-            }
-        }
+        let update = self.updates.next(deadline).await.ok()?;
+        let seen = Seen::now();
+        self.world.apply(update, seen);
+        Some(seen)
     }
-}
-
-fn stream<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    wrap: fn(K) -> Update,
-) -> BoxStream<'static, Result<Update, watcher::Error>>
-where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-{
-    watcher(api, config)
-        .default_backoff()
-        .try_filter_map(move |event| {
-            let update = match event {
-                watcher::Event::Apply(o) | watcher::Event::InitApply(o) => Some(wrap(o)),
-                watcher::Event::Delete(o) => Some(Update::Deleted(Box::new(wrap(o)))),
-                watcher::Event::Init | watcher::Event::InitDone => None,
-            };
-            std::future::ready(Ok(update))
-        })
-        .boxed()
 }
