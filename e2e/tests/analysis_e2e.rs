@@ -20,7 +20,7 @@ use sluice_crds::{AnalysisPhase, AnalysisRun, PauseReason, RolloutPhase};
 use sluice_e2e::demo::release::{failure, rolled_back};
 use sluice_e2e::demo::world::{ChangeKind, WatchedRollout, World, metric_results, run_phase};
 
-use harness::{add_template, analysis, demo_metric, set_canary, version};
+use harness::{add_template, demo_metric, set_canary, step_analysis_only, version};
 
 /// Healthy: what the demo's stable version says.
 const GOOD_ERROR_RATE: f64 = 0.001;
@@ -57,13 +57,7 @@ async fn given_a_healthy_new_version_when_released_then_the_background_analysis_
             let (hash, _) = s
                 .release(&version("example/shop:1.1", GOOD_ERROR_RATE, LATENCY_MS))
                 .await?;
-            let mut aborted = false;
-            s.wait("the good version is released", |w| {
-                aborted |= w.aborted();
-                w.released(&hash)
-            })
-            .await?;
-            ensure!(!aborted, "the good release was aborted on the way");
+            s.wait_promoted(&hash).await?;
             let run = s.run_of(&hash, "background")?;
             ensure!(
                 run_phase(&run) == Some(AnalysisPhase::Successful),
@@ -204,12 +198,10 @@ async fn given_an_analysis_of_a_canary_without_traffic_then_no_data_fails_it_and
     // The analysis comes first, at weight 0: the canary has no request to measure, so its
     // queries match nothing (onEmpty defaults to fail).
     let fixture = |m: &mut sluice_e2e::demo::Manifests| {
-        let step = json!({"analysis": analysis(m, "canary-health")});
-        set_canary(m, "analysis", json!(null));
-        set_canary(
+        step_analysis_only(
             m,
-            "steps",
-            json!([step, {"setWeight": 50}, {"pause": {"duration": "2s"}}]),
+            "canary-health",
+            |step| json!([step, {"setWeight": 50}, {"pause": {"duration": "2s"}}]),
         );
         Ok(())
     };
@@ -259,12 +251,10 @@ async fn given_prometheus_is_unreachable_then_the_run_errors_after_the_consecuti
         metric["initialDelay"] = json!("0s");
         metric["consecutiveErrorLimit"] = json!(2);
         add_template(m, "unreachable", vec![metric]);
-        let step = json!({"analysis": analysis(m, "unreachable")});
-        set_canary(m, "analysis", json!(null));
-        set_canary(
+        step_analysis_only(
             m,
-            "steps",
-            json!([{"setWeight": 20}, step, {"setWeight": 50}]),
+            "unreachable",
+            |step| json!([{"setWeight": 20}, step, {"setWeight": 50}]),
         );
         Ok(())
     };
@@ -362,12 +352,10 @@ async fn given_an_inconclusive_analysis_step_then_the_rollout_pauses_and_a_promo
         metric["failureCondition"] = json!("result[0] < 0.8");
         metric["count"] = json!(1);
         add_template(m, "undecided", vec![metric]);
-        let step = json!({"analysis": analysis(m, "undecided")});
-        set_canary(m, "analysis", json!(null));
-        set_canary(
+        step_analysis_only(
             m,
-            "steps",
-            json!([{"setWeight": 50}, step, {"pause": {"duration": "2s"}}]),
+            "undecided",
+            |step| json!([{"setWeight": 50}, step, {"pause": {"duration": "2s"}}]),
         );
         Ok(())
     };
@@ -414,12 +402,10 @@ async fn given_the_controller_restarts_during_an_analysis_then_it_resumes_withou
         let mut metric = demo_metric(m, "success-rate")?;
         metric["count"] = json!(COUNT);
         add_template(m, "counted", vec![metric]);
-        let step = json!({"analysis": analysis(m, "counted")});
-        set_canary(m, "analysis", json!(null));
-        set_canary(
+        step_analysis_only(
             m,
-            "steps",
-            json!([{"setWeight": 20}, step, {"setWeight": 50}]),
+            "counted",
+            |step| json!([{"setWeight": 20}, step, {"setWeight": 50}]),
         );
         Ok(())
     };

@@ -23,9 +23,9 @@ use serde_json::{Value, json};
 use sluice_crds::{AnalysisPhase, AnalysisRun, Measurement, MetricResult};
 use sluice_e2e::demo::Manifests;
 use sluice_e2e::demo::release::{failure, rolled_back};
-use sluice_e2e::demo::world::{WatchedRollout, metric_results, run_phase};
+use sluice_e2e::demo::world::{metric_results, run_phase};
 
-use harness::{add_template, analysis, set_canary, version};
+use harness::{add_template, step_analysis_only, version};
 
 /// The judged metric's name.
 const METRIC: &str = "canary-errors";
@@ -89,12 +89,10 @@ fn fixture(judge: Judge, stable_error_rate: f64) -> impl FnOnce(&mut Manifests) 
         m.set_rollout(stable.apply_to(m.rollout()));
         let metric = sequential_metric(m, &judge);
         add_template(m, "sequential", vec![metric]);
-        let step = json!({"analysis": analysis(m, "sequential")});
-        set_canary(m, "analysis", json!(null));
-        set_canary(
+        step_analysis_only(
             m,
-            "steps",
-            json!([{"setWeight": 50}, step, {"pause": {"duration": "2s"}}]),
+            "sequential",
+            |step| json!([{"setWeight": 50}, step, {"pause": {"duration": "2s"}}]),
         );
         Ok(())
     }
@@ -198,13 +196,7 @@ async fn given_a_good_canary_with_promote_early_then_the_sequential_judge_passes
         let (hash, _) = s
             .release(&version("example/shop:2.1", 0.001, LATENCY_MS))
             .await?;
-        let mut aborted = false;
-        s.wait("the good version is released", |w| {
-            aborted |= w.aborted();
-            w.released(&hash)
-        })
-        .await?;
-        ensure!(!aborted, "the good release was aborted on the way");
+        s.wait_promoted(&hash).await?;
         let run = s.run_of(&hash, STEP)?;
         ensure!(
             run_phase(&run) == Some(AnalysisPhase::Successful),

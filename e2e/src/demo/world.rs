@@ -81,6 +81,21 @@ pub struct Replicas {
     pub available: i32,
 }
 
+impl Replicas {
+    /// The size of `rs`: wanted pods as in its spec (Kubernetes' default of 1 when unset),
+    /// available pods as in its status (0 when unset).
+    pub fn of(rs: &ReplicaSet) -> Self {
+        Self {
+            spec: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            available: rs
+                .status
+                .as_ref()
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0),
+        }
+    }
+}
+
 /// Which gate a run belongs to, as named in the Rollout status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunRole {
@@ -170,15 +185,7 @@ impl World {
             .any(|o| o.kind == "Rollout" && Some(o.name.as_str()) == owner);
         let hash = rs.metadata.labels.as_ref().and_then(|l| l.get(HASH_LABEL));
         if let (true, Some(hash)) = (owned, hash) {
-            let replicas = Replicas {
-                spec: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-                available: rs
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.available_replicas)
-                    .unwrap_or(0),
-            };
-            self.replica_sets.insert(hash.clone(), replicas);
+            self.replica_sets.insert(hash.clone(), Replicas::of(rs));
         }
     }
 

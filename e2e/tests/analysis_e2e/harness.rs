@@ -112,6 +112,14 @@ pub fn analysis(m: &Manifests, template: &str) -> Value {
     json!({"templates": [{"templateName": template}], "args": args})
 }
 
+/// Replaces the background analysis by one step analysis using `template` (with the demo's
+/// arguments), so that the step alone decides: the canary steps become `steps` of that step.
+pub fn step_analysis_only(m: &mut Manifests, template: &str, steps: impl FnOnce(Value) -> Value) {
+    let step = json!({"analysis": analysis(m, template)});
+    set_canary(m, "analysis", json!(null));
+    set_canary(m, "steps", steps(step));
+}
+
 /// Runs `body` as a scenario in a fresh namespace `<prefix>*` with the manifests `fixture`
 /// makes from [`base`]. See the module docs.
 pub async fn run(
@@ -119,12 +127,7 @@ pub async fn run(
     fixture: impl FnOnce(&mut Manifests) -> Result<()>,
     body: impl AsyncFnOnce(&mut Scenario) -> Result<()>,
 ) -> Result<()> {
-    let manifests = |prometheus: &str| {
-        let mut manifests = base(prometheus)?;
-        fixture(&mut manifests)?;
-        Ok(manifests)
-    };
-    common::run(prefix, manifests, body).await
+    common::run(prefix, base, fixture, body).await
 }
 
 impl common::Lifecycle for Scenario {
@@ -160,18 +163,15 @@ impl common::Lifecycle for Scenario {
         Ok(s)
     }
 
-    /// Deletes the Rollout while the controller runs, then stops the controller.
-    async fn tear_down(&mut self) -> Result<()> {
-        self.controller.resume();
+    fn controller(&mut self) -> &mut InProcessController {
+        &mut self.controller
+    }
+
+    async fn remove_rollout(&mut self) -> Result<()> {
         let (client, ns) = (self.client.clone(), self.ns.clone());
         let name = self.target.rollout.clone();
-        let gone = common::delete_rollout(&client, &ns, &name, async || {
-            self.wait("the Rollout is finalized and gone", |w| w.rollout.is_none())
-                .await
-        })
-        .await;
-        let stopped = self.controller.stop().await;
-        gone.and(stopped)
+        let gone = async || self.wait(common::GONE, |w| w.rollout.is_none()).await;
+        common::delete_rollout(&client, &ns, &name, gone).await
     }
 
     /// The progress lines, the Rollout, the runs with their measurements, the VirtualService
@@ -279,6 +279,18 @@ impl Scenario {
         })
         .await?;
         ensure!(!promoted, "{hash} was promoted to stable");
+        Ok(())
+    }
+
+    /// Waits until `hash` is released, checking on the way that it was never aborted.
+    pub async fn wait_promoted(&mut self, hash: &str) -> Result<()> {
+        let mut aborted = false;
+        self.wait("the good version is released", |w| {
+            aborted |= w.aborted();
+            w.released(hash)
+        })
+        .await?;
+        ensure!(!aborted, "the good release was aborted on the way");
         Ok(())
     }
 

@@ -203,12 +203,7 @@ pub async fn run(
     fixture: impl FnOnce(&mut Fixture) -> Result<()>,
     body: impl AsyncFnOnce(&mut Scenario) -> Result<()>,
 ) -> Result<()> {
-    let objects = |prometheus: &str| {
-        let mut objects = Fixture::new(prometheus);
-        fixture(&mut objects)?;
-        Ok(objects)
-    };
-    common::run(prefix, objects, body).await
+    common::run(prefix, |p| Ok(Fixture::new(p)), fixture, body).await
 }
 
 impl common::Lifecycle for Scenario {
@@ -240,18 +235,17 @@ impl common::Lifecycle for Scenario {
         Ok(s)
     }
 
-    /// Deletes the Rollout while the controller runs, then stops the controller.
-    async fn tear_down(&mut self) -> Result<()> {
-        self.controller.resume();
+    fn controller(&mut self) -> &mut InProcessController {
+        &mut self.controller
+    }
+
+    async fn remove_rollout(&mut self) -> Result<()> {
         let (client, ns) = (self.client.clone(), self.ns.clone());
-        let gone = common::delete_rollout(&client, &ns, ROLLOUT, async || {
-            self.wait("the Rollout is finalized and gone", |w| w.rollout.is_none())
-                .await
-                .map(drop)
-        })
-        .await;
-        let stopped = self.controller.stop().await;
-        gone.and(stopped)
+        let gone = async || {
+            let seen = self.wait(common::GONE, |w| w.rollout.is_none()).await;
+            seen.map(drop)
+        };
+        common::delete_rollout(&client, &ns, ROLLOUT, gone).await
     }
 
     /// The progress lines, every version of the active Service, the runs with their

@@ -136,7 +136,7 @@ impl World {
             Update::Run(run) => self.record_run(*run, seen),
             Update::ReplicaSet(rs) => {
                 if let Some(hash) = hash_label(&rs) {
-                    self.replica_sets.insert(hash, replicas(&rs));
+                    self.replica_sets.insert(hash, Replicas::of(&rs));
                 }
             }
             Update::Service(service) => self.record_service(&service, seen),
@@ -309,17 +309,6 @@ fn resource_version(meta: &kube::api::ObjectMeta) -> u64 {
 
 fn hash_label(rs: &ReplicaSet) -> Option<String> {
     rs.metadata.labels.as_ref()?.get(HASH_LABEL).cloned()
-}
-
-fn replicas(rs: &ReplicaSet) -> Replicas {
-    Replicas {
-        spec: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
-        available: rs
-            .status
-            .as_ref()
-            .and_then(|s| s.available_replicas)
-            .unwrap_or(0),
-    }
 }
 
 /// The merged watch and the world it keeps.

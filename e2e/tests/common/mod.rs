@@ -20,10 +20,14 @@ use sluice_crds::{AnalysisRun, Rollout};
 use sluice_e2e::demo::prometheus;
 use sluice_e2e::mesh;
 use sluice_e2e::watch::WatchedRollout;
+use sluice_tests::controller::InProcessController;
 use sluice_tests::monitor::{Monitor, Report};
 
 /// Longest wait for one condition.
 pub const WAIT: Duration = Duration::from_secs(90);
+
+/// What the wait in [`Lifecycle::remove_rollout`] waits for.
+pub const GONE: &str = "the Rollout is finalized and gone";
 
 const HOW_TO_START: &str =
     "start the local cluster first: `e2e/cluster up && source .cache/run/cluster.env`";
@@ -49,13 +53,16 @@ pub trait Lifecycle: Sized {
     /// What to print when the scenario failed.
     async fn dump(&self) -> String;
 
-    /// Removes the Rollout while the controller runs (see [`delete_rollout`]), then stops the
-    /// controller.
-    async fn tear_down(&mut self) -> Result<()>;
+    /// The scenario's controller.
+    fn controller(&mut self) -> &mut InProcessController;
+
+    /// Deletes the scenario's Rollout and waits until it is gone ([`delete_rollout`]); the
+    /// controller runs meanwhile.
+    async fn remove_rollout(&mut self) -> Result<()>;
 }
 
-/// Runs `body` as a scenario in a fresh namespace `<prefix>*`, starting from what `fixture`
-/// makes for the Prometheus URL.
+/// Runs `body` as a scenario in a fresh namespace `<prefix>*`, starting from what `base` makes
+/// for the Prometheus URL, changed by `fixture`.
 ///
 /// Guarantees:
 /// - it fails, never skips, when `KUBECONFIG`, `SLUICE_PROMETHEUS_URL` or
@@ -64,22 +71,25 @@ pub trait Lifecycle: Sized {
 /// - if the start fails, the namespace's state is printed;
 /// - the scenario fails if the invariant monitor found a violation ([`check`]), and then its
 ///   dump is printed;
-/// - the scenario is torn down, then the simulator stops, then the namespace is deleted.
+/// - the Rollout is deleted while the controller runs, then the controller and the simulator
+///   stop, then the namespace is deleted.
 pub async fn run<S: Lifecycle>(
     prefix: &str,
-    fixture: impl FnOnce(&str) -> Result<S::Fixture>,
+    base: impl FnOnce(&str) -> Result<S::Fixture>,
+    fixture: impl FnOnce(&mut S::Fixture) -> Result<()>,
     body: impl AsyncFnOnce(&mut S) -> Result<()>,
 ) -> Result<()> {
     let prometheus = env("SLUICE_PROMETHEUS_URL")?;
     let targets = PathBuf::from(env("SLUICE_PROMETHEUS_TARGETS_DIR")?);
     env("KUBECONFIG")?;
-    let fixture = fixture(&prometheus)?;
+    let mut objects = base(&prometheus)?;
+    fixture(&mut objects)?;
     let client = sluice_tests::client().await?;
     let namespaces = client.clone();
     sluice_tests::with_namespace(&namespaces, prefix, move |ns| async move {
         let mesh = start_mesh(&ns, targets, &prometheus).await?;
         let monitor = Monitor::start(&client, &ns).await?;
-        let mut s = match S::start(&client, &ns, fixture, &prometheus).await {
+        let mut s = match S::start(&client, &ns, objects, &prometheus).await {
             Ok(s) => s,
             Err(e) => {
                 sluice_tests::dump::print(&client, &ns).await;
@@ -91,11 +101,20 @@ pub async fn run<S: Lifecycle>(
         if checked.is_err() {
             eprintln!("{}", s.dump().await);
         }
-        let torn_down = s.tear_down().await;
+        let torn_down = tear_down(&mut s).await;
         let stopped = mesh.shutdown().await.context("stopping the mesh simulator");
         checked.and(torn_down).and(stopped)
     })
     .await
+}
+
+/// Removes the Rollout while the controller runs (its finalizer puts traffic back), then stops
+/// the controller.
+async fn tear_down(s: &mut impl Lifecycle) -> Result<()> {
+    s.controller().resume();
+    let gone = s.remove_rollout().await;
+    let stopped = s.controller().stop().await;
+    gone.and(stopped)
 }
 
 /// The scenario's outcome, failed too when the monitor found a violation.
