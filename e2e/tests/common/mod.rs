@@ -69,8 +69,8 @@ pub trait Lifecycle: Sized {
 ///   `SLUICE_PROMETHEUS_TARGETS_DIR` is missing, saying how to start the cluster;
 /// - the simulator runs and Prometheus scrapes it before the scenario starts;
 /// - if the start fails, the namespace's state is printed;
-/// - the scenario fails if the invariant monitor found a violation ([`check`]), and then its
-///   dump is printed;
+/// - the scenario fails if the invariant monitor found a violation ([`check`]); when it
+///   failed, for that or in its body, its dump is printed;
 /// - the Rollout is deleted while the controller runs, then the controller and the simulator
 ///   stop, then the namespace is deleted.
 pub async fn run<S: Lifecycle>(
