@@ -37,6 +37,13 @@ pub const FAILING: &str = "never-ok";
 /// An AnalysisTemplate measuring every second that fails at its third failed measurement, about
 /// 2 s after it starts: long enough to show what the Rollout keeps while it runs.
 pub const FAILING_SLOWLY: &str = "never-ok-slowly";
+/// An AnalysisTemplate whose one measurement meets neither its success nor its failure
+/// condition (`vector(0.5)`): the run ends Inconclusive.
+pub const INCONCLUSIVE: &str = "unsure";
+/// An AnalysisTemplate measuring every 2 s that fails at its 26th failed measurement, about
+/// 50 s after it starts: still running for as long as a scenario acts on it, and failing (not
+/// passing) if it is ever allowed to finish.
+pub const FAILING_LATE: &str = "never-ok-late";
 
 // ---------------------------------------------------------------------------------------------
 // The Rollout.
@@ -200,11 +207,16 @@ async fn create_objects(client: kube::Client, ns: String) -> Result<()> {
     create_template(&client, &ns, FAILING, &prometheus, once("vector(0)")).await?;
     // Fails at its third failed measurement (failureLimit 2), one a second.
     let slow = json!({ "query": "vector(0)", "interval": "1s", "count": 5, "failureLimit": 2 });
-    create_template(&client, &ns, FAILING_SLOWLY, &prometheus, slow).await
+    create_template(&client, &ns, FAILING_SLOWLY, &prometheus, slow).await?;
+    // 0.5 is neither >= 1 (success) nor < 0 (failure).
+    let unsure = json!({ "query": "vector(0.5)", "failureCondition": "result[0] < 0" });
+    create_template(&client, &ns, INCONCLUSIVE, &prometheus, unsure).await?;
+    let late = json!({ "query": "vector(0)", "interval": "2s", "count": 30, "failureLimit": 25 });
+    create_template(&client, &ns, FAILING_LATE, &prometheus, late).await
 }
 
 /// An AnalysisTemplate `name` with one Prometheus metric `result[0] >= 1`; `metric` gives the
-/// query and may add `interval`, `count`, `failureLimit`.
+/// query and may add `interval`, `count`, `failureLimit`, `failureCondition`.
 async fn create_template(
     client: &kube::Client,
     ns: &str,
@@ -217,7 +229,7 @@ async fn create_template(
         "successCondition": "result[0] >= 1",
         "provider": { "prometheus": { "address": prometheus, "query": metric["query"] } },
     });
-    for key in ["interval", "count", "failureLimit"] {
+    for key in ["interval", "count", "failureLimit", "failureCondition"] {
         if let Some(value) = metric.get(key) {
             m[key] = value.clone();
         }
