@@ -21,6 +21,12 @@
 //!   `Inconclusive` if any was inconclusive (each of these also stops all measuring), else
 //!   `Successful` once every metric completed, else `Running`. Dry-run metrics are measured
 //!   and reported (`dryRunSummary`, the run message) but never decide the phase.
+//! - Sluice's addition, Kayenta's canary scoring: with `spec.score`, only a **critical** metric
+//!   (or one that errored) ends the run as above. Any other metric that fails or is
+//!   inconclusive stops being measured and waits; once every metric completed, the run is
+//!   scored by weight ([`mod@crate::judge::score`]) and its phase is the score's. Metrics the run
+//!   was terminated before measuring, and dry-run metrics, are not scored. The score and every
+//!   scored metric's phase and weight are in the status.
 //! - `terminate` stops measuring: metrics still running end `Successful`, as in Argo.
 //!
 //! Each phase comes with a message saying why, quoting the deciding measurement.
@@ -29,7 +35,7 @@ use chrono::{DateTime, Utc};
 use sluice_crds::{AnalysisPhase, AnalysisRunStatus, Measurement, MetricResult, RunSummary};
 
 use crate::{
-    judge::{Phase, measure::judge_metadata},
+    judge::{MetricOutcome, Phase, ScoreThresholds, measure::judge_metadata, score},
     metric::{ValidatedAnalysis, ValidatedMetric},
     time::to_api,
 };
@@ -226,6 +232,9 @@ pub struct RunAssessment {
     pub run_summary: RunSummary,
     /// Counts of dry-run metrics by phase.
     pub dry_run_summary: RunSummary,
+    /// The score (0 to 100), when the run is scored and every metric completed without one
+    /// ending the run first.
+    pub score: Option<f64>,
 }
 
 /// Assesses every metric and the run.
@@ -248,7 +257,7 @@ pub fn assess_run(
                 ..MetricResult::default()
             })
     };
-    let reassess = |terminating: bool| -> Vec<(&ValidatedMetric, MetricResult)> {
+    let reassess = |terminating: bool| -> Vec<Assessed<'_>> {
         analysis
             .metrics()
             .iter()
@@ -262,17 +271,14 @@ pub fn assess_run(
     };
     let mut assessed = reassess(terminate);
     // A decisive metric stops the others, as in Argo; reassess them as terminating.
-    if !terminate
-        && assessed
-            .iter()
-            .any(|(m, r)| !m.dry_run() && is_decisive(r.phase))
-    {
+    if !terminate && assessed.iter().any(|(m, r)| analysis.ends_run(m, r.phase)) {
         assessed = reassess(true);
     }
-    let phase = run_phase(&assessed);
+    let verdict = verdict(analysis, &assessed);
     RunAssessment {
-        phase,
-        message: run_message(phase, &assessed),
+        phase: verdict.phase,
+        message: with_dry_runs(verdict.message, &assessed),
+        score: verdict.score,
         run_summary: summary(
             assessed
                 .iter()
@@ -292,58 +298,115 @@ pub(crate) fn is_decisive(phase: AnalysisPhase) -> bool {
     )
 }
 
-fn run_phase(assessed: &[(&ValidatedMetric, MetricResult)]) -> AnalysisPhase {
-    let deciding = || {
-        assessed
-            .iter()
-            .filter(|(m, _)| !m.dry_run())
-            .map(|(_, r)| r.phase)
+/// A metric with its reassessed result.
+type Assessed<'a> = (&'a ValidatedMetric, MetricResult);
+
+/// The run's phase, why, and its score when it was scored.
+struct Verdict {
+    phase: AnalysisPhase,
+    message: String,
+    score: Option<f64>,
+}
+
+fn verdict(analysis: &ValidatedAnalysis, assessed: &[Assessed<'_>]) -> Verdict {
+    let plain = |phase, message| Verdict {
+        phase,
+        message,
+        score: None,
     };
-    for phase in [
-        AnalysisPhase::Failed,
-        AnalysisPhase::Error,
-        AnalysisPhase::Inconclusive,
-    ] {
-        if deciding().any(|p| p == phase) {
-            return phase;
-        }
+    if let Some(phase) = ending_phase(analysis, assessed) {
+        return plain(phase, ending_message(analysis, phase, assessed));
     }
-    if assessed.iter().all(|(_, r)| r.phase.is_completed()) {
-        AnalysisPhase::Successful
-    } else {
-        AnalysisPhase::Running
+    if !assessed.iter().all(|(_, r)| r.phase.is_completed()) {
+        return plain(
+            AnalysisPhase::Running,
+            overview(AnalysisPhase::Running, assessed),
+        );
+    }
+    let outcomes = scored_outcomes(assessed);
+    match analysis.score() {
+        Some(thresholds) if !outcomes.is_empty() => scored(&outcomes, thresholds),
+        _ => plain(
+            AnalysisPhase::Successful,
+            overview(AnalysisPhase::Successful, assessed),
+        ),
     }
 }
 
-fn run_message(phase: AnalysisPhase, assessed: &[(&ValidatedMetric, MetricResult)]) -> String {
-    let describe = |(_, r): &&(&ValidatedMetric, MetricResult)| {
-        format!(
-            "metric {:?} {}: {}",
-            r.name,
-            phase_word(r.phase),
-            r.message.as_deref().unwrap_or("")
-        )
-    };
-    let deciding: Vec<String> = assessed
+/// The phase of the metrics that end the run by themselves, worst first (Argo's order).
+fn ending_phase(analysis: &ValidatedAnalysis, assessed: &[Assessed<'_>]) -> Option<AnalysisPhase> {
+    [
+        AnalysisPhase::Failed,
+        AnalysisPhase::Error,
+        AnalysisPhase::Inconclusive,
+    ]
+    .into_iter()
+    .find(|phase| {
+        assessed
+            .iter()
+            .any(|(m, r)| r.phase == *phase && analysis.ends_run(m, r.phase))
+    })
+}
+
+fn ending_message(
+    analysis: &ValidatedAnalysis,
+    phase: AnalysisPhase,
+    assessed: &[Assessed<'_>],
+) -> String {
+    assessed
         .iter()
-        .filter(|(m, r)| !m.dry_run() && r.phase == phase && is_decisive(phase))
-        .map(|x| describe(&x))
-        .collect();
-    let mut parts = if deciding.is_empty() {
-        vec![overview(phase, assessed)]
-    } else {
-        deciding
-    };
+        .filter(|(m, r)| r.phase == phase && analysis.ends_run(m, r.phase))
+        .map(describe)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The metrics that count in the score: not dry-run, and measured at least once (a metric the
+/// run was terminated before measuring has no verdict to score).
+fn scored_outcomes(assessed: &[Assessed<'_>]) -> Vec<MetricOutcome> {
+    assessed
+        .iter()
+        .filter(|(m, r)| !m.dry_run() && r.count > 0)
+        .map(|(m, r)| MetricOutcome {
+            name: r.name.clone(),
+            weight: m.weight(),
+            critical: m.critical(),
+            phase: r.phase,
+        })
+        .collect()
+}
+
+fn scored(outcomes: &[MetricOutcome], thresholds: ScoreThresholds) -> Verdict {
+    let report = score(outcomes, thresholds);
+    Verdict {
+        phase: report.phase,
+        message: report.message,
+        score: Some(report.score),
+    }
+}
+
+fn describe((_, r): &Assessed<'_>) -> String {
+    format!(
+        "metric {:?} {}: {}",
+        r.name,
+        phase_word(r.phase),
+        r.message.as_deref().unwrap_or("")
+    )
+}
+
+/// The run's message followed by every dry-run metric that would have ended it.
+fn with_dry_runs(message: String, assessed: &[Assessed<'_>]) -> String {
+    let mut parts = vec![message];
     parts.extend(
         assessed
             .iter()
             .filter(|(m, r)| m.dry_run() && is_decisive(r.phase))
-            .map(|x| format!("dry-run {}", describe(&x))),
+            .map(|x| format!("dry-run {}", describe(x))),
     );
     parts.join("; ")
 }
 
-fn overview(phase: AnalysisPhase, assessed: &[(&ValidatedMetric, MetricResult)]) -> String {
+fn overview(phase: AnalysisPhase, assessed: &[Assessed<'_>]) -> String {
     let total = assessed.len();
     let completed = assessed
         .iter()
@@ -407,6 +470,7 @@ pub fn assess(
         metric_results: run.metric_results,
         run_summary: Some(run.run_summary),
         dry_run_summary: Some(run.dry_run_summary).filter(|s| s.count > 0),
+        score: run.score,
     }
 }
 

@@ -44,6 +44,8 @@ pub fn metric(name: &str) -> MetricBuilder {
         on_nan: NoDataPolicy::Fail,
         min_samples: None,
         judge: None,
+        weight: None,
+        critical: false,
     })
 }
 
@@ -93,6 +95,14 @@ impl MetricBuilder {
     }
     pub fn min_samples(mut self, n: i32) -> Self {
         self.0.min_samples = Some(n);
+        self
+    }
+    pub fn weight(mut self, w: i32) -> Self {
+        self.0.weight = sluice_crds::MetricWeight::new(w);
+        self
+    }
+    pub fn critical(mut self) -> Self {
+        self.0.critical = true;
         self
     }
     pub fn query(mut self, q: &str) -> Self {

@@ -1,26 +1,29 @@
 //! Validated metric specs: [`ValidatedAnalysis`] and [`ValidatedMetric`].
 //!
-//! Parse, don't validate: a template's or run's metrics, `dryRun` rules and
-//! `measurementRetention` rules are checked and compiled once (conditions compiled, patterns
-//! compiled, defaults applied) and nothing after this module reads the raw [`Metric`] again.
-//! Every problem is reported at once, each naming the metric and the field, so the controller
-//! can put one clear message on an `InvalidSpec` condition.
+//! Parse, don't validate: a template's or run's metrics, `dryRun` rules,
+//! `measurementRetention` rules and `score` thresholds are checked and compiled once
+//! (conditions compiled, patterns compiled, defaults applied) and nothing after this module
+//! reads the raw [`Metric`] again. Every problem is reported at once, each naming the metric
+//! and the field, so the controller can put one clear message on an `InvalidSpec` condition.
 //!
 //! Defaults follow Argo Rollouts: `failureLimit` 0, `inconclusiveLimit` 0,
-//! `consecutiveErrorLimit` 4, ten measurements retained per metric. `dryRun` and
-//! `measurementRetention` patterns are regular expressions matched against the **whole**
-//! metric name (Argo matches substrings; a whole match keeps `error` from silently turning
-//! `error-rate` into a dry run), and a `dryRun` rule matching no metric is an error, as in Argo.
+//! `consecutiveErrorLimit` 4, ten measurements retained per metric; Sluice's `weight` defaults
+//! to 1 and `critical` to false. `dryRun` and `measurementRetention` patterns are regular
+//! expressions matched against the **whole** metric name (Argo matches substrings; a whole
+//! match keeps `error` from silently turning `error-rate` into a dry run), and a `dryRun` rule
+//! matching no metric is an error, as in Argo.
 
 use chrono::TimeDelta;
 use regex::Regex;
 use sluice_crds::{
-    AnalysisRunSpec, AnalysisTemplateSpec, DryRun, MeasurementRetention, Metric, NoDataPolicy,
-    judge::Judge, provider::MetricProvider, units::Limit,
+    AnalysisPhase, AnalysisRunSpec, AnalysisTemplateSpec, DryRun, MeasurementRetention, Metric,
+    MetricWeight, NoDataPolicy, Score, judge::Judge, provider::MetricProvider, units::Limit,
 };
 
 use crate::{
+    assess::is_decisive,
     condition::{Condition, ConditionError},
+    judge::ScoreThresholds,
     time::delta,
 };
 
@@ -76,6 +79,8 @@ pub struct ValidatedMetric {
     retention: usize,
     provider: MetricProvider,
     promote_early: bool,
+    weight: u32,
+    critical: bool,
 }
 
 impl ValidatedMetric {
@@ -121,6 +126,8 @@ impl ValidatedMetric {
             retention: retention.max(1),
             provider: metric.provider.clone(),
             promote_early: promotes_early(metric.judge.as_ref()),
+            weight: weight(metric.weight),
+            critical: metric.critical,
         })
     }
 
@@ -181,10 +188,24 @@ impl ValidatedMetric {
         &self.provider
     }
     /// Whether a pass of the judge completes the metric before `count` (a `sequential` judge
-    /// with `promoteEarly`; see [`crate::assess`]).
+    /// with `promoteEarly`; see [`mod@crate::assess`]).
     pub fn promotes_early(&self) -> bool {
         self.promote_early
     }
+    /// Weight in the run's score (at least 1; 1 when unset).
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+    /// With a score, whether a failed or inconclusive result decides the run at once.
+    pub fn critical(&self) -> bool {
+        self.critical
+    }
+}
+
+fn weight(weight: Option<MetricWeight>) -> u32 {
+    let w = weight.unwrap_or(MetricWeight::DEFAULT).get();
+    // `MetricWeight` is at least 1, so the conversion cannot fail.
+    u32::try_from(w).unwrap_or(1)
 }
 
 /// Only the sequential judge may stop early on a pass: its decision holds at every look
@@ -234,17 +255,20 @@ fn check(metric: &Metric, problems: &mut Vec<SpecProblem>) -> Check {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ValidatedAnalysis {
     metrics: Vec<ValidatedMetric>,
+    score: Option<ScoreThresholds>,
 }
 
 impl ValidatedAnalysis {
     /// Validates an AnalysisRun's spec.
     pub fn from_run(spec: &AnalysisRunSpec) -> Result<Self, SpecError> {
-        Self::new(&spec.metrics, &spec.dry_run, &spec.measurement_retention)
+        let metrics = Self::new(&spec.metrics, &spec.dry_run, &spec.measurement_retention);
+        with_score(metrics, spec.score.as_ref())
     }
 
     /// Validates an AnalysisTemplate's (or ClusterAnalysisTemplate's) spec.
     pub fn from_template(spec: &AnalysisTemplateSpec) -> Result<Self, SpecError> {
-        Self::new(&spec.metrics, &spec.dry_run, &spec.measurement_retention)
+        let metrics = Self::new(&spec.metrics, &spec.dry_run, &spec.measurement_retention);
+        with_score(metrics, spec.score.as_ref())
     }
 
     /// Validates metrics with their dry-run and retention rules.
@@ -284,9 +308,20 @@ impl ValidatedAnalysis {
             }
         }
         if problems.is_empty() {
-            Ok(ValidatedAnalysis { metrics: validated })
+            Ok(ValidatedAnalysis {
+                metrics: validated,
+                score: None,
+            })
         } else {
             Err(SpecError { problems })
+        }
+    }
+
+    /// The same metrics scored with `thresholds` (see [`mod@crate::judge::score`]).
+    pub fn scored(self, thresholds: ScoreThresholds) -> Self {
+        ValidatedAnalysis {
+            score: Some(thresholds),
+            ..self
         }
     }
 
@@ -295,9 +330,48 @@ impl ValidatedAnalysis {
         &self.metrics
     }
 
+    /// The score thresholds, when the run is scored.
+    pub fn score(&self) -> Option<ScoreThresholds> {
+        self.score
+    }
+
+    /// Whether `metric` in `phase` ends the run at once (stopping the other metrics).
+    ///
+    /// Without a score, any failed, errored or inconclusive metric does (Argo Rollouts). With
+    /// one, only a critical metric does, or a metric that errored: an error says the metric
+    /// could not be measured, not that the canary is bad, so it is never scored. Dry-run
+    /// metrics never do.
+    pub fn ends_run(&self, metric: &ValidatedMetric, phase: AnalysisPhase) -> bool {
+        let by_itself = self.score.is_none() || metric.critical || phase == AnalysisPhase::Error;
+        !metric.dry_run && by_itself && is_decisive(phase)
+    }
+
     /// The metric called `name`.
     pub fn metric(&self, name: &str) -> Option<&ValidatedMetric> {
         self.metrics.iter().find(|m| m.name == name)
+    }
+}
+
+/// Adds the thresholds of `spec.score` to validated metrics, reporting bad thresholds along
+/// with any problem the metrics have.
+fn with_score(
+    metrics: Result<ValidatedAnalysis, SpecError>,
+    score: Option<&Score>,
+) -> Result<ValidatedAnalysis, SpecError> {
+    let Some(spec) = score else {
+        return metrics;
+    };
+    let thresholds = ScoreThresholds::from_spec(spec).map_err(|e| SpecProblem::Score {
+        reason: e.to_string(),
+    });
+    match (metrics, thresholds) {
+        (Ok(m), Ok(t)) => Ok(m.scored(t)),
+        (Ok(_), Err(p)) => Err(SpecError { problems: vec![p] }),
+        (Err(e), Ok(_)) => Err(e),
+        (Err(mut e), Err(p)) => {
+            e.problems.push(p);
+            Err(e)
+        }
     }
 }
 
@@ -429,6 +503,12 @@ pub enum SpecProblem {
         /// The pattern as written.
         pattern: String,
         /// The regex compiler's message.
+        reason: String,
+    },
+    /// `score` thresholds out of order.
+    #[error("score: {reason}")]
+    Score {
+        /// Why.
         reason: String,
     },
     /// A `dryRun` rule that matches no metric (usually a typo that would leave a metric

@@ -5,7 +5,8 @@
 //!   of a metric without `interval`, after 10 s (errors are retried; they are not part of
 //!   `count`).
 //! - Nothing is due once the metric completed or took `count` measurements, or once the run is
-//!   terminating (terminated, or decided by a failed, errored or inconclusive metric).
+//!   terminating (terminated, or decided by a failed, errored or inconclusive metric; with a
+//!   score, only a critical or errored one: see [`ValidatedAnalysis::ends_run`]).
 //!
 //! The controller measures the [`due_metrics`] and requeues at [`next_reconcile_at`]; both
 //! read only the persisted status, so a restart resumes exactly on schedule.
@@ -14,7 +15,6 @@ use chrono::{DateTime, Utc};
 use sluice_crds::{AnalysisPhase, AnalysisRunStatus, MetricResult};
 
 use crate::{
-    assess::is_decisive,
     metric::{ERROR_RETRY_INTERVAL, ValidatedAnalysis, ValidatedMetric},
     time::from_api,
 };
@@ -64,10 +64,9 @@ pub fn is_terminating(
     terminate: bool,
 ) -> bool {
     let decided = status.metric_results.iter().any(|r| {
-        let dry_run = analysis
+        analysis
             .metric(&r.name)
-            .is_none_or(ValidatedMetric::dry_run);
-        !dry_run && is_decisive(r.phase)
+            .is_some_and(|m| analysis.ends_run(m, r.phase))
     });
     terminate || decided || status.phase.is_some_and(AnalysisPhase::is_completed)
 }

@@ -4,7 +4,8 @@
 //! templates by name and the controller instantiates them into an [`AnalysisRun`]
 //! (see [`crate::analysis_run`]). Field names follow Argo Rollouts. Sluice adds typed
 //! no-data handling (`onEmpty`, `onNaN`, `minSamples`) so a missing or NaN result is never a
-//! silent pass, and the reserved statistical [`Judge`]s.
+//! silent pass, the reserved statistical [`Judge`]s, and a Kayenta-style [`Score`] over
+//! weighted and `critical` metrics.
 //!
 //! `ClusterAnalysisTemplate` has exactly the same spec type as `AnalysisTemplate`, so code that
 //! evaluates templates handles both through [`AnalysisTemplateSpec`]; it is defined in
@@ -22,7 +23,7 @@ use crate::{
     judge::Judge,
     provider::MetricProvider,
     schema::{MAX_NAME, add_rules, rule},
-    units::Limit,
+    units::{Limit, MetricWeight, Percent},
 };
 
 /// Metric checks and their arguments. Shared by `AnalysisTemplate` and
@@ -64,6 +65,47 @@ pub struct AnalysisTemplateSpec {
     #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["metricName"]))]
     pub measurement_retention: Vec<MeasurementRetention>,
+    /// Score the metrics together instead of failing on any one of them (Kayenta-style
+    /// canary scoring): once every metric completed, the run scores `100 * (weight of the
+    /// successful metrics) / (weight of all measured metrics)`, dry-run metrics left out, and
+    /// is Successful at or above `pass`, Inconclusive from `marginal`, else Failed. A
+    /// `critical` metric that fails or is inconclusive, and any metric that errors, still ends
+    /// the run at once. Every template of a run must set the same score, or none. Unset: every
+    /// metric's failure fails the run, as in Argo Rollouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<Score>,
+}
+
+/// Thresholds of a weighted score over a run's metrics (Kayenta's `scoreThresholds`).
+///
+/// With a score, a metric that is not `critical` no longer fails the run on its own: once every
+/// metric has completed, the run scores `100 * (weight of the successful metrics) / (weight of
+/// all metrics)`, dry-run metrics left out. It is `Successful` at or above `pass`,
+/// `Inconclusive` from `marginal` up to `pass`, and `Failed` below `marginal`. A critical
+/// metric that fails (or is inconclusive) still decides the run at once, and a metric that
+/// errors always does: an error means it could not be measured, which says nothing about the
+/// canary either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = score_rules)]
+pub struct Score {
+    /// Lowest score, in percent, at which the run succeeds.
+    pub pass: Percent,
+    /// Lowest score, in percent, at which the run is inconclusive rather than failed (the
+    /// Rollout pauses for a human). Equal to `pass` for no inconclusive band.
+    pub marginal: Percent,
+}
+
+fn score_rules(schema: &mut Schema) {
+    add_rules(
+        schema,
+        // Above `pass` a marginal band would be empty and every score below `pass` would fail
+        // without the user noticing that `marginal` has no effect.
+        [rule(
+            "self.marginal <= self.pass",
+            "score.marginal must not be greater than score.pass",
+        )],
+    );
 }
 
 /// What a measurement is when the query returns no data, or NaN.
@@ -141,6 +183,15 @@ pub struct Metric {
     /// Statistical judge replacing the conditions. Reserved: see [`crate::judge`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<Judge>,
+    /// Weight of this metric in the run's `score`, 1 to 100 (default 1). Ignored without a
+    /// `score`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<MetricWeight>,
+    /// With a `score`: a failed or inconclusive result of this metric decides the run at once,
+    /// whatever the score (Kayenta's critical metrics). Without a `score` every metric behaves
+    /// this way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
 }
 
 fn metric_rules(schema: &mut Schema) {

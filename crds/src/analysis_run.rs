@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    analysis::Metric,
+    analysis::{Metric, Score},
     args::{Argument, DryRun, MeasurementRetention},
 };
 
@@ -33,6 +33,7 @@ use crate::{
     derive = "PartialEq",
     doc = "One execution of analysis templates with resolved arguments; its status holds every measurement.",
     printcolumn(name = "Status", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Score", type_ = "number", json_path = ".status.score"),
     printcolumn(
         name = "Message",
         type_ = "string",
@@ -71,6 +72,10 @@ pub struct AnalysisRunSpec {
     #[schemars(length(max = 256))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["metricName"]))]
     pub measurement_retention: Vec<MeasurementRetention>,
+    /// Score thresholds, from the templates (which must agree). Unset: any metric's failure
+    /// fails the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<Score>,
 }
 
 /// Phase of a run, a metric, or one measurement.
@@ -125,6 +130,10 @@ pub struct AnalysisRunStatus {
     /// Counts of dry-run metrics by outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run_summary: Option<RunSummary>,
+    /// The run's score in percent (0 to 100, truncated to two decimals), once every metric
+    /// completed and `spec.score` is set; the message names each metric's result and weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
 }
 
 /// Counts of metrics by outcome.

@@ -12,9 +12,10 @@
 //!
 //! Alternatives are enums ([`Strategy`], [`CanaryStep`], [`MetricProvider`], [`ValueFrom`],
 //! [`Judge`], ...), ranges are newtypes ([`Weight`], [`Seconds`], [`Count`], [`Limit`],
-//! [`Duration`]) that refuse bad values on deserialization. The same rules are published in
-//! the generated CRDs as schema bounds and CEL `x-kubernetes-validations`, so the API server
-//! rejects a bad manifest with a message naming the field before Sluice ever sees it.
+//! [`MetricWeight`], [`Percent`], [`Duration`]) that refuse bad values on deserialization.
+//! The same rules are published in the generated CRDs as schema bounds and CEL
+//! `x-kubernetes-validations`, so the API server rejects a bad manifest with a message naming
+//! the field before Sluice ever sees it.
 //!
 //! Read and write YAML with [`from_yaml`] / [`to_yaml`] (serde_yaml alone would use YAML tags for
 //! enums). This crate has no Kubernetes client; [`generate`] renders the CRD YAML that the `crdgen`
@@ -37,7 +38,7 @@ pub mod traffic;
 pub mod units;
 pub mod yaml;
 
-pub use analysis::{AnalysisTemplate, AnalysisTemplateSpec, Metric, NoDataPolicy};
+pub use analysis::{AnalysisTemplate, AnalysisTemplateSpec, Metric, NoDataPolicy, Score};
 pub use analysis_run::{
     AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus, Measurement, MetricResult,
     RunSummary,
@@ -66,7 +67,7 @@ pub use traffic::{
     HeaderRoutingMatch, IstioDestinationRule, IstioTrafficRouting, IstioVirtualService,
     ManagedRoute, RouteMatch, StringMatch, TcpRoute, TlsRoute, TrafficRouting,
 };
-pub use units::{Count, IntOrPercent, Limit, Seconds, Weight};
+pub use units::{Count, IntOrPercent, Limit, MetricWeight, Percent, Seconds, Weight};
 pub use yaml::{from_yaml, to_yaml};
 
 /// API group of every Sluice kind.

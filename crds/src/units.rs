@@ -1,5 +1,6 @@
 //! Range-checked numbers used across the API: traffic [`Weight`]s, non-negative [`Seconds`]
-//! and [`Count`]s, analysis [`Limit`]s and Deployment-style [`IntOrPercent`] surge values.
+//! and [`Count`]s, analysis [`Limit`]s, score [`MetricWeight`]s and [`Percent`] thresholds, and
+//! Deployment-style [`IntOrPercent`] surge values.
 //!
 //! Each type rejects out-of-range values when it is deserialized (so the controller never holds
 //! a weight of 120) and publishes the same range in its JSON schema (so the API server rejects
@@ -136,6 +137,20 @@ bounded_i32!(
     Limit, "limit", -1, None, "-1 (no limit) or more"
 );
 
+bounded_i32!(
+    /// A metric's weight in an analysis score (`metrics[].weight`), `1..=100`.
+    ///
+    /// At least 1 because a metric that should not count belongs in `dryRun`; at most 100 so
+    /// one metric cannot drown the others by accident, and the sum over a run's 256 metrics
+    /// stays far from overflow.
+    MetricWeight, "metric weight", 1, Some(100), "between 1 and 100"
+);
+
+bounded_i32!(
+    /// A score threshold in percent (`score.pass`, `score.marginal`), `0..=100`.
+    Percent, "percentage", 0, Some(100), "between 0 and 100"
+);
+
 impl Weight {
     /// No traffic.
     pub const ZERO: Weight = Weight(0);
@@ -153,6 +168,11 @@ impl Seconds {
     pub fn as_duration(self) -> std::time::Duration {
         std::time::Duration::from_secs(u64::try_from(self.0).unwrap_or(0))
     }
+}
+
+impl MetricWeight {
+    /// A metric's weight when `weight` is unset.
+    pub const DEFAULT: MetricWeight = MetricWeight(1);
 }
 
 impl Limit {
@@ -247,6 +267,19 @@ mod tests {
         assert!(serde_json::from_str::<Limit>("-2").is_err());
         assert!(!Limit::UNLIMITED.exceeded_by(1000));
         assert!(Limit::new(2).unwrap().exceeded_by(3));
+    }
+
+    #[test]
+    fn metric_weight_and_percent_reject_out_of_range() {
+        assert!(serde_json::from_str::<MetricWeight>("0").is_err());
+        assert!(serde_json::from_str::<MetricWeight>("101").is_err());
+        assert_eq!(
+            serde_json::from_str::<MetricWeight>("100").unwrap().get(),
+            100
+        );
+        assert!(serde_json::from_str::<Percent>("-1").is_err());
+        assert!(serde_json::from_str::<Percent>("101").is_err());
+        assert_eq!(serde_json::from_str::<Percent>("0").unwrap().get(), 0);
     }
 
     #[test]

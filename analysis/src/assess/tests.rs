@@ -575,3 +575,5 @@ fn restart_between_every_step_changes_nothing() {
             .contains("dry-run metric \"b\"")
     );
 }
+
+mod scored;

@@ -193,11 +193,64 @@ fn validates_run_and_template_specs() {
         args: Vec::new(),
         dry_run: Vec::new(),
         measurement_retention: Vec::new(),
+        score: None,
     };
     assert!(
         !ValidatedAnalysis::from_template(&template)
             .unwrap()
             .metrics()[0]
             .dry_run()
+    );
+}
+
+#[test]
+fn score_weights_and_critical_are_read_with_their_defaults() {
+    let spec: sluice_crds::AnalysisRunSpec = serde_json::from_value(serde_json::json!({
+        "score": {"pass": 90, "marginal": 75},
+        "metrics": [
+            {"name": "latency", "weight": 3, "successCondition": "result[0] < 1",
+             "provider": {"prometheus": {"address": "http://p:9090", "query": "up"}}},
+            {"name": "errors", "critical": true, "successCondition": "result[0] < 1",
+             "provider": {"prometheus": {"address": "http://p:9090", "query": "up"}}}
+        ]
+    }))
+    .unwrap();
+    let a = ValidatedAnalysis::from_run(&spec).unwrap();
+    let t = a.score().expect("scored");
+    assert_eq!((t.pass(), t.marginal()), (90, 75));
+    let latency = a.metric("latency").unwrap();
+    let errors = a.metric("errors").unwrap();
+    assert_eq!((latency.weight(), latency.critical()), (3, false));
+    assert_eq!((errors.weight(), errors.critical()), (1, true));
+    assert!(!a.ends_run(latency, AnalysisPhase::Failed));
+    assert!(a.ends_run(errors, AnalysisPhase::Failed));
+    assert!(a.ends_run(latency, AnalysisPhase::Error));
+    let template: AnalysisTemplateSpec = serde_json::from_value(serde_json::json!({
+        "metrics": spec.metrics,
+    }))
+    .unwrap();
+    let unscored = ValidatedAnalysis::from_template(&template).unwrap();
+    assert_eq!(unscored.score(), None);
+    assert!(unscored.ends_run(unscored.metric("latency").unwrap(), AnalysisPhase::Failed));
+}
+
+#[test]
+fn score_thresholds_out_of_order_are_reported_with_the_other_problems() {
+    let spec: sluice_crds::AnalysisRunSpec = serde_json::from_value(serde_json::json!({
+        "score": {"pass": 60, "marginal": 80},
+        "metrics": [{"name": "m", "provider": {"prometheus": {"address": "http://p:9090", "query": "up"}}}]
+    }))
+    .unwrap();
+    let problems: Vec<String> = ValidatedAnalysis::from_run(&spec)
+        .unwrap_err()
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].contains("successCondition"), "{problems:?}");
+    assert_eq!(
+        problems[1],
+        "score: score thresholds must satisfy 0 <= marginal <= pass <= 100, got pass 60, marginal 80"
     );
 }

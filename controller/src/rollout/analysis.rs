@@ -1,7 +1,8 @@
 //! Creating the AnalysisRuns of a Rollout: templates merged into one run, arguments resolved.
 //!
 //! A run is created from the templates a step (or the background analysis) names: their
-//! metrics, dry-run and retention rules are concatenated, and their arguments are filled from
+//! metrics, dry-run and retention rules are concatenated, their `score` (which they must all
+//! set alike, or not at all) is carried over, and their arguments are filled from
 //! the Rollout (`value`, `valueFrom.fieldRef` read from the Rollout, `podTemplateHashValue`
 //! resolved to a hash). `secretKeyRef` arguments stay references: the AnalysisRun controller
 //! reads the one Secret when it measures, so no secret value is ever copied into an object.
@@ -17,7 +18,8 @@ use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use sluice_crds::{
     AnalysisRun, AnalysisRunArgument, AnalysisRunSpec, AnalysisTemplate, AnalysisTemplateSpec,
-    Argument, ClusterAnalysisTemplate, PodTemplateHashValue, Rollout, RolloutAnalysis, ValueFrom,
+    Argument, ClusterAnalysisTemplate, PodTemplateHashValue, Rollout, RolloutAnalysis, Score,
+    ValueFrom,
 };
 
 use super::apply::FIELD_MANAGER;
@@ -165,8 +167,13 @@ fn merge(
         terminate: false,
         dry_run: Vec::new(),
         measurement_retention: Vec::new(),
+        score: None,
     };
     let mut problems = Vec::new();
+    match agreed_score(templates) {
+        Ok(score) => spec.score = score,
+        Err(p) => problems.push(p),
+    }
     let mut template_args: Vec<Argument> = Vec::new();
     for (name, t) in templates {
         for m in &t.metrics {
@@ -206,6 +213,30 @@ fn merge(
             problems.join("; ")
         )))
     }
+}
+
+/// The score every template sets. A score changes what a failed metric means (only critical
+/// ones fail the run by themselves), so a template written without one must not be scored by
+/// another's, and two different thresholds have no single meaning: both are errors naming
+/// every template's score.
+fn agreed_score(templates: &[(String, AnalysisTemplateSpec)]) -> Result<Option<Score>, String> {
+    let Some((_, first)) = templates.first() else {
+        return Ok(None);
+    };
+    if templates.iter().all(|(_, t)| t.score == first.score) {
+        return Ok(first.score);
+    }
+    let each: Vec<String> = templates
+        .iter()
+        .map(|(name, t)| match t.score {
+            Some(s) => format!("{name:?} pass {}, marginal {}", s.pass, s.marginal),
+            None => format!("{name:?} none"),
+        })
+        .collect();
+    Err(format!(
+        "templates set different scores ({}): set the same score on every template of a run, or none",
+        each.join("; ")
+    ))
 }
 
 /// The value of a template argument: the Rollout's override, else the template's default.
@@ -424,6 +455,52 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("step-0"), "{err}");
+    }
+
+    fn scored(metric: &str, score: Option<(i32, i32)>) -> (String, AnalysisTemplateSpec) {
+        let (name, mut spec) = template(metric, serde_json::json!([]));
+        spec.score = score.map(|(pass, marginal)| {
+            serde_json::from_value(serde_json::json!({"pass": pass, "marginal": marginal}))
+                .expect("score")
+        });
+        (name, spec)
+    }
+
+    #[test]
+    fn the_templates_score_is_carried_over_only_when_they_all_agree() {
+        let (rollout, analysis, owner) = request_parts();
+        let req = RunRequest {
+            name: "web-abc-0-1",
+            kind: RunKind::Step(0),
+            analysis: &analysis,
+            rollout: &rollout,
+            owner: &owner,
+            stable_hash: Some("s1"),
+            latest_hash: "abc",
+        };
+        let spec = merge(
+            &[scored("a", Some((90, 70))), scored("b", Some((90, 70)))],
+            &req,
+        )
+        .expect("merged");
+        let score = spec.score.map(|s| (s.pass.get(), s.marginal.get()));
+        assert_eq!(score, Some((90, 70)));
+        let spec = merge(&[scored("a", None), scored("b", None)], &req).expect("merged");
+        assert_eq!(spec.score, None);
+        for (b, said) in [
+            (Some((80, 70)), "\"t-b\" pass 80, marginal 70"),
+            (None, "\"t-b\" none"),
+        ] {
+            let err = merge(&[scored("a", Some((90, 70))), scored("b", b)], &req)
+                .expect_err("templates disagree")
+                .to_string();
+            assert!(
+                err.contains("templates set different scores")
+                    && err.contains("\"t-a\" pass 90, marginal 70")
+                    && err.contains(said),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -2,9 +2,8 @@ use sluice_crds::judge::Direction;
 
 use super::close;
 use crate::judge::{
-    Classification, MannWhitneyConfig, MetricOutcome, NoData, Phase, ScoreThresholds, mann_whitney,
+    Classification, MannWhitneyConfig, NoData, Phase, mann_whitney,
     rank::{Alternative, ExactU, u_test},
-    score,
 };
 
 fn config(direction: Direction, alpha: f64, margin: f64) -> MannWhitneyConfig {
@@ -183,49 +182,4 @@ fn identical_samples_pass() {
     let report = mann_whitney(&config(Direction::Either, 0.05, 0.0), &same, &same);
     assert_eq!(report.verdict.phase, Phase::Pass);
     assert_eq!(report.verdict.value, Some(1.0));
-}
-
-fn outcome(name: &str, weight: f64, critical: bool, phase: Phase) -> MetricOutcome {
-    MetricOutcome {
-        name: name.into(),
-        weight,
-        critical,
-        phase,
-    }
-}
-
-#[test]
-fn kayenta_style_score() {
-    use sluice_crds::AnalysisPhase::{Failed, Inconclusive, Successful};
-    let t = ScoreThresholds::new(90.0, 60.0).unwrap();
-    let metrics = [
-        outcome("latency", 3.0, false, Phase::Pass),
-        outcome("errors", 1.0, false, Phase::Fail),
-    ];
-    let report = score(&metrics, t);
-    close(report.score, 75.0, 1e-12);
-    assert_eq!(report.phase, Inconclusive);
-    assert!(
-        report.message.contains("not passed: errors (fail)"),
-        "{}",
-        report.message
-    );
-    // A critical metric fails the canary whatever the score.
-    let critical = [
-        outcome("latency", 9.0, false, Phase::Pass),
-        outcome("errors", 1.0, true, Phase::Fail),
-    ];
-    assert_eq!(score(&critical, t).phase, Failed);
-    // No data is not a pass (Kayenta would score it 100).
-    let no_data = [
-        outcome("latency", 1.0, false, Phase::Pass),
-        outcome("errors", 1.0, false, Phase::NoData(NoData::Empty)),
-    ];
-    assert_eq!(score(&no_data, t).phase, Failed);
-    assert_eq!(
-        score(&[outcome("a", 0.0, false, Phase::Pass)], t).phase,
-        Successful
-    );
-    assert_eq!(score(&[], t).phase, Failed);
-    assert!(ScoreThresholds::new(50.0, 60.0).is_err());
 }
