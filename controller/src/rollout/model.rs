@@ -124,12 +124,13 @@ pub enum PauseReason {
 }
 
 impl PauseReason {
+    /// The API name (`status.pauseConditions[].reason`), used in events and messages too.
     pub fn as_str(self) -> &'static str {
         match self {
             PauseReason::CanaryPauseStep => "CanaryPauseStep",
             PauseReason::BlueGreenPause => "BlueGreenPause",
             PauseReason::AnalysisStep => "AnalysisStep",
-            PauseReason::InconclusiveAnalysis => "InconclusiveAnalysis",
+            PauseReason::InconclusiveAnalysis => "InconclusiveAnalysisRun",
         }
     }
 }
