@@ -3,9 +3,9 @@
 //!
 //! The method is Kayenta's canary scoring (Spinnaker's automated canary analysis: the
 //! `WeightedSumScorer` and `ThresholdScoreClassifier` of <https://github.com/spinnaker/kayenta>;
-//! <https://spinnaker.io/docs/guides/user/canary/config/#scoring>): each metric is judged on its
-//! own, the judged metrics are summed by weight into a score out of 100, and two thresholds
-//! classify the score.
+//! <https://spinnaker.io/docs/guides/user/canary/>): each metric is judged on its own, the
+//! judged metrics are summed by weight into a score out of 100, and two thresholds classify the
+//! score.
 //!
 //! # Math
 //! With `w_i` the weight of metric `i` (an integer, 1 to 100):
