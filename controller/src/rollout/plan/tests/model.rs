@@ -19,6 +19,56 @@ use crate::rollout::model::{
 };
 use crate::traffic::{DesiredTraffic, HeaderRoute, MirrorRoute, ObservedTraffic, SubsetHashes};
 
+/// What a model cluster offers the planner loop, for both strategies' models.
+pub trait Driven {
+    fn plan(&self) -> Plan;
+    /// Applies the first `count` intents (checking each) and, when `write_status`, the status.
+    fn apply_plan(&mut self, p: &Plan, count: usize, write_status: bool);
+    fn dump(&self) -> String;
+}
+
+impl Driven for Model {
+    fn plan(&self) -> Plan {
+        Model::plan(self)
+    }
+
+    fn apply_plan(&mut self, p: &Plan, count: usize, write_status: bool) {
+        Model::apply_plan(self, p, count, write_status);
+    }
+
+    fn dump(&self) -> String {
+        Model::dump(self)
+    }
+}
+
+/// The planner loop over any model cluster.
+pub mod drive {
+    use super::{Driven, Plan};
+
+    /// One reconcile: plan, apply every intent (checking each), write the status.
+    pub fn reconcile(m: &mut impl Driven) -> Plan {
+        let p = m.plan();
+        m.apply_plan(&p, p.intents.len(), true);
+        p
+    }
+
+    /// Reconciles until a plan has no intents (time does not move). Returns that plan.
+    pub fn converge(m: &mut impl Driven) -> Plan {
+        for _ in 0..50 {
+            let p = reconcile(m);
+            // A plan without writes may still ask for an immediate look: a step completed in
+            // that pass is persisted before the next step raises traffic.
+            let again = p
+                .requeue_after
+                .is_some_and(|d| d <= std::time::Duration::from_millis(10));
+            if p.intents.is_empty() && !again {
+                return p;
+            }
+        }
+        panic!("no convergence in 50 reconciles\n{}", m.dump());
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Pod {
     /// `None`: never ready (a broken template).
@@ -364,9 +414,7 @@ impl Model {
 
     /// One reconcile: plan, apply every intent (checking each), write the status.
     pub fn reconcile(&mut self) -> Plan {
-        let p = self.plan();
-        self.apply_plan(&p, p.intents.len(), true);
-        p
+        drive::reconcile(self)
     }
 
     /// Applies the first `count` intents and, when `write_status`, the status. Panics with the
@@ -413,18 +461,7 @@ impl Model {
 
     /// Reconciles until a plan has no intents (time does not move). Returns that plan.
     pub fn converge(&mut self) -> Plan {
-        for _ in 0..50 {
-            let p = self.reconcile();
-            // A plan without writes may still ask for an immediate look: a step completed in
-            // that pass is persisted before the next step raises traffic.
-            let again = p
-                .requeue_after
-                .is_some_and(|d| d <= std::time::Duration::from_millis(10));
-            if p.intents.is_empty() && !again {
-                return p;
-            }
-        }
-        panic!("no convergence in 50 reconciles\n{}", self.dump());
+        drive::converge(self)
     }
 
     pub fn advance(&mut self, d: chrono::Duration) {

@@ -602,12 +602,17 @@ pub fn cases(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
+/// 256 cases (or `PROPTEST_CASES`), no regression files: the scenarios are printed whole.
+pub fn config() -> ProptestConfig {
+    ProptestConfig {
         cases: cases(256),
         failure_persistence: None,
         ..ProptestConfig::default()
-    })]
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
 
     #[test]
     fn random_releases_keep_every_invariant_and_come_to_rest(scenario in scenario_strategy()) {

@@ -17,6 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::super::super::{Intent, Plan, RunKind, plan};
 use super::super::fixtures::{persist, rs_name};
+use super::super::model::{Driven, drive};
 use crate::rollout::model::{
     BlueGreen, Observed, Persisted, ReplicaSetView, RunPhase, RunStatus, Strategy, ValidatedRollout,
 };
@@ -238,9 +239,7 @@ impl BgModel {
 
     /// Plan, apply every intent (checking each), write the status.
     pub fn reconcile(&mut self) -> Plan {
-        let p = self.plan();
-        self.apply_plan(&p, p.intents.len(), true);
-        p
+        drive::reconcile(self)
     }
 
     /// Applies the first `count` intents and, when `write_status`, the status (a crash loses
@@ -271,16 +270,7 @@ impl BgModel {
 
     /// Reconciles until a plan has no intents and asks for no immediate look.
     pub fn converge(&mut self) -> Plan {
-        for _ in 0..50 {
-            let p = self.reconcile();
-            let again = p
-                .requeue_after
-                .is_some_and(|d| d <= std::time::Duration::from_millis(10));
-            if p.intents.is_empty() && !again {
-                return p;
-            }
-        }
-        panic!("no convergence in 50 reconciles\n{}", self.dump());
+        drive::converge(self)
     }
 
     fn apply(&mut self, intent: &Intent, p: &Plan) -> Result<(), String> {
@@ -496,6 +486,20 @@ impl BgModel {
             );
         }
         s
+    }
+}
+
+impl Driven for BgModel {
+    fn plan(&self) -> Plan {
+        BgModel::plan(self)
+    }
+
+    fn apply_plan(&mut self, p: &Plan, count: usize, write_status: bool) {
+        BgModel::apply_plan(self, p, count, write_status);
+    }
+
+    fn dump(&self) -> String {
+        BgModel::dump(self)
     }
 }
 

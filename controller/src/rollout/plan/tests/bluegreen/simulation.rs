@@ -8,7 +8,7 @@ use chrono::Duration;
 use proptest::prelude::*;
 
 use super::super::fixtures::t0;
-use super::super::simulation::cases;
+use super::super::simulation::config;
 use super::model::{BgModel, bg_rollout};
 use crate::rollout::model::RunPhase;
 use crate::rollout::plan::{Phase, RunKind};
@@ -167,11 +167,7 @@ fn rebuild_broken_pods(m: &mut BgModel) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: cases(256),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(config())]
 
     #[test]
     fn random_blue_green_releases_keep_every_invariant_and_come_to_rest(s in scenario()) {
