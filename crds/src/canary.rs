@@ -172,7 +172,8 @@ pub struct SetHeaderRoute {
     /// Route name; must be in `trafficRouting.managedRoutes`.
     #[schemars(length(min = 1, max = MAX_NAME))]
     pub name: String,
-    /// Header conditions, all of which must match. Empty removes the route.
+    /// Header conditions; a request matching any one of them goes to the canary (as in Argo
+    /// Rollouts). Empty removes the route.
     #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub matches: Vec<HeaderRoutingMatch>,

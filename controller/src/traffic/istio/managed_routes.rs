@@ -96,15 +96,16 @@ fn header_route(route: &HeaderRoute, first: &SplitRoute) -> Result<Value, Traffi
     if route.matches.is_empty() {
         return Err(no_match(&route.name));
     }
-    // One match entry holding every header: Istio ANDs the conditions inside one entry.
-    let headers: Map<String, Value> = route
+    // One match entry per header, as Argo Rollouts writes them: Istio ORs the entries, so a
+    // request with any one of the headers reaches the canary.
+    let matches: Vec<Value> = route
         .matches
         .iter()
-        .map(|m| (m.header_name.clone(), string_match(&m.value)))
+        .map(|m| json!({ "headers": { m.header_name.clone(): string_match(&m.value) } }))
         .collect();
     Ok(json!({
         "name": route.name,
-        "match": [{ "headers": headers }],
+        "match": matches,
         "route": [{ "destination": canary_destination(first), "weight": 100 }],
     }))
 }

@@ -36,7 +36,11 @@ fn header_route_is_inserted_at_the_top_and_sends_matches_to_canary() {
         after["spec"]["http"][0],
         json!({
             "name": "header-1",
-            "match": [{ "headers": { "x-canary": { "exact": "always" }, "user-agent": { "regex": ".*Firefox.*" } } }],
+            // One entry per header: Istio ORs them, as in Argo Rollouts.
+            "match": [
+                { "headers": { "x-canary": { "exact": "always" } } },
+                { "headers": { "user-agent": { "regex": ".*Firefox.*" } } },
+            ],
             "route": [{ "destination": { "host": CANARY }, "weight": 100 }],
         })
     );
