@@ -131,6 +131,8 @@ fn rest(
         Some(b.scale_down_delay),
     );
     out.progress = healthy_or_waiting(o, hash, r.replicas, out.completed);
+    // Pods that never come are reported; with nothing to go back to, never aborted.
+    check_deadline(r, o, d, out);
     out.completed
 }
 

@@ -71,6 +71,8 @@ fn first_deploy(r: &ValidatedRollout, c: &Canary, o: &Observed, d: &mut Draft) -
         .is_some_and(|rs| rs.available >= r.replicas);
     if !ready {
         out.progress = progressing("ReplicaSetUpdated", waiting_for(o, hash, r.replicas));
+        // Nothing to go back to: a stuck first version is reported, never aborted.
+        check_deadline(r, o, d, &mut out);
         return out;
     }
     point_services(c, o, d, hash, hash);
@@ -126,6 +128,8 @@ fn settle(
     } else {
         progressing("ReplicaSetUpdated", waiting_for(o, hash, r.replicas))
     };
+    // A rollback that cannot get its pods back is stuck like any release (nothing to abort to).
+    check_deadline(r, o, d, &mut out);
     out
 }
 

@@ -929,6 +929,26 @@ fn a_stuck_release_exceeds_its_progress_deadline_and_stays_degraded() {
 }
 
 #[test]
+fn a_first_deploy_that_never_gets_its_pods_exceeds_the_deadline_without_an_abort() {
+    let r = rollout()
+        .progress_deadline(60)
+        .progress_deadline_abort()
+        .build();
+    let mut m = Model::new(r, t0());
+    m.startup.insert("v2".into(), Some(secs(600)));
+    let p = m.converge();
+    assert_eq!(p.requeue_after, Some(Duration::from_secs(60)));
+    m.advance(secs(60));
+    let p = m.converge();
+    assert_eq!(p.status.phase, Phase::Degraded);
+    assert_eq!(progressing_condition(&p).reason, "ProgressDeadlineExceeded");
+    assert!(!p.status.abort, "there is no stable version to go back to");
+    m.advance(secs(540));
+    let p = m.converge();
+    assert_eq!(p.status.phase, Phase::Healthy, "the pods came after all");
+}
+
+#[test]
 fn progress_deadline_abort_aborts_and_keeps_the_reason() {
     let mut m = stuck(true);
     m.converge();

@@ -489,3 +489,21 @@ fn a_forgotten_checkpoint_never_shrinks_the_preview_scaled_up_for_the_switch() {
     m.converge();
     assert_eq!(m.active.as_deref(), Some("v2"));
 }
+
+#[test]
+fn a_first_blue_green_deploy_that_never_gets_its_pods_exceeds_the_deadline() {
+    let mut r = bg_rollout(|_| {});
+    r.progress_deadline = std::time::Duration::from_secs(60);
+    let mut m = BgModel::empty(r, t0());
+    m.startup.insert("v1".into(), None);
+    m.converge();
+    m.advance(secs(60));
+    let p = m.converge();
+    assert_eq!(p.status.phase, Phase::Degraded);
+    assert!(
+        p.status.message.contains("progress deadline exceeded"),
+        "{}",
+        p.status.message
+    );
+    assert_eq!(m.active, None, "no Service selects pods that never came");
+}

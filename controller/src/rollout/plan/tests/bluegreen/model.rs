@@ -117,7 +117,20 @@ pub fn bg_rollout(f: impl FnOnce(&mut BlueGreen)) -> ValidatedRollout {
 impl BgModel {
     /// `rollout` deployed and healthy.
     pub fn deployed(rollout: ValidatedRollout, now: DateTime<Utc>) -> Self {
-        let mut m = Self {
+        let mut m = Self::empty(rollout, now);
+        m.converge();
+        assert_eq!(
+            m.persisted.stable_hash.as_deref(),
+            Some("v1"),
+            "{}",
+            m.dump()
+        );
+        m
+    }
+
+    /// Nothing deployed yet.
+    pub fn empty(rollout: ValidatedRollout, now: DateTime<Utc>) -> Self {
+        Self {
             rollout,
             rss: BTreeMap::new(),
             active: None,
@@ -130,15 +143,7 @@ impl BgModel {
             post_verdict: RunPhase::Successful,
             returned_at: None,
             trace: Vec::new(),
-        };
-        m.converge();
-        assert_eq!(
-            m.persisted.stable_hash.as_deref(),
-            Some("v1"),
-            "{}",
-            m.dump()
-        );
-        m
+        }
     }
 
     pub fn blue_green(&self) -> &BlueGreen {
