@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
@@ -21,10 +21,9 @@ use sluice_crds::{
     AnalysisRun, AnalysisTemplate, PauseReason, Rollout, RolloutAnalysisRunStatus, RolloutPhase,
 };
 
-use crate::fixtures::{self, APP, HASH_LABEL, ROLLOUT};
+use crate::fixtures::{self, HASH_LABEL, ROLLOUT, RolloutBuilder, StrategyFixture};
 use crate::monitor::{Change, Kind, Report};
-use crate::scenario::{self, Scenario, WAIT, current_hash, observed, phase, stable};
-use crate::wait_for_object;
+use crate::scenario::{self, Scenario, current_hash, phase, stable};
 
 /// The Service that takes production traffic.
 pub const ACTIVE_SERVICE: &str = "web-active";
@@ -48,88 +47,66 @@ pub const FAILING_LATE: &str = "never-ok-late";
 // ---------------------------------------------------------------------------------------------
 // The Rollout.
 
-/// A blue-green Rollout. Defaults: 4 replicas, version `v1`, auto-promotion without delay, no
-/// analysis, scale-down delays of 2 s (short, so scenarios see them pass).
+/// The blue-green part of a Rollout over the active and preview Services. Defaults:
+/// auto-promotion without delay, the preview at full size, no analysis.
 #[derive(Clone, Debug)]
-pub struct BlueGreenBuilder {
-    replicas: i32,
-    version: String,
+pub struct BlueGreen {
     preview_replica_count: Option<i32>,
     auto_promotion_enabled: bool,
     auto_promotion_seconds: Option<u32>,
     pre_promotion: Option<&'static str>,
     post_promotion: Option<&'static str>,
-    scale_down_delay_seconds: u32,
-    abort_scale_down_delay_seconds: u32,
 }
 
+/// A blue-green Rollout fixture.
+pub type BlueGreenBuilder = RolloutBuilder<BlueGreen>;
+
+/// A blue-green Rollout of 4 replicas with the defaults of [`RolloutBuilder`] and [`BlueGreen`].
 pub fn blue_green() -> BlueGreenBuilder {
-    BlueGreenBuilder {
-        replicas: 4,
-        version: "v1".to_owned(),
-        preview_replica_count: None,
-        auto_promotion_enabled: true,
-        auto_promotion_seconds: None,
-        pre_promotion: None,
-        post_promotion: None,
-        scale_down_delay_seconds: 2,
-        abort_scale_down_delay_seconds: 2,
-    }
+    RolloutBuilder::new(
+        4,
+        BlueGreen {
+            preview_replica_count: None,
+            auto_promotion_enabled: true,
+            auto_promotion_seconds: None,
+            pre_promotion: None,
+            post_promotion: None,
+        },
+    )
 }
 
-impl BlueGreenBuilder {
-    pub fn replicas(mut self, replicas: i32) -> Self {
-        self.replicas = replicas;
-        self
-    }
-
-    pub fn preview_replica_count(mut self, replicas: i32) -> Self {
-        self.preview_replica_count = Some(replicas);
-        self
+impl RolloutBuilder<BlueGreen> {
+    pub fn preview_replica_count(self, replicas: i32) -> Self {
+        self.with_strategy(|b| b.preview_replica_count = Some(replicas))
     }
 
     /// `autoPromotionEnabled: false`: the switch waits for a promote.
-    pub fn manual_promotion(mut self) -> Self {
-        self.auto_promotion_enabled = false;
-        self
+    pub fn manual_promotion(self) -> Self {
+        self.with_strategy(|b| b.auto_promotion_enabled = false)
     }
 
-    pub fn auto_promotion_seconds(mut self, seconds: u32) -> Self {
-        self.auto_promotion_seconds = Some(seconds);
-        self
+    pub fn auto_promotion_seconds(self, seconds: u32) -> Self {
+        self.with_strategy(|b| b.auto_promotion_seconds = Some(seconds))
     }
 
     /// `prePromotionAnalysis` with the AnalysisTemplate `template`.
-    pub fn pre_promotion(mut self, template: &'static str) -> Self {
-        self.pre_promotion = Some(template);
-        self
+    pub fn pre_promotion(self, template: &'static str) -> Self {
+        self.with_strategy(|b| b.pre_promotion = Some(template))
     }
 
     /// `postPromotionAnalysis` with the AnalysisTemplate `template`.
-    pub fn post_promotion(mut self, template: &'static str) -> Self {
-        self.post_promotion = Some(template);
-        self
+    pub fn post_promotion(self, template: &'static str) -> Self {
+        self.with_strategy(|b| b.post_promotion = Some(template))
     }
+}
 
-    pub fn scale_down_delay_seconds(mut self, seconds: u32) -> Self {
-        self.scale_down_delay_seconds = seconds;
-        self
-    }
+impl StrategyFixture for BlueGreen {
+    const KEY: &'static str = "blueGreen";
 
-    pub fn abort_scale_down_delay_seconds(mut self, seconds: u32) -> Self {
-        self.abort_scale_down_delay_seconds = seconds;
-        self
-    }
-
-    /// The manifest, as a user would write it.
-    pub fn manifest(&self) -> Value {
-        let mut strategy = json!({
-            "activeService": ACTIVE_SERVICE,
-            "previewService": PREVIEW_SERVICE,
-            "autoPromotionEnabled": self.auto_promotion_enabled,
-            "scaleDownDelaySeconds": self.scale_down_delay_seconds,
-            "abortScaleDownDelaySeconds": self.abort_scale_down_delay_seconds,
-        });
+    fn write(&self, strategy: &mut Value) {
+        strategy["activeService"] = json!(ACTIVE_SERVICE);
+        strategy["previewService"] = json!(PREVIEW_SERVICE);
+        strategy["autoPromotionEnabled"] = json!(self.auto_promotion_enabled);
         if let Some(count) = self.preview_replica_count {
             strategy["previewReplicaCount"] = json!(count);
         }
@@ -143,23 +120,6 @@ impl BlueGreenBuilder {
         if let Some(template) = self.post_promotion {
             strategy["postPromotionAnalysis"] = analysis(template);
         }
-        json!({
-            "apiVersion": sluice_crds::API_VERSION,
-            "kind": "Rollout",
-            "metadata": { "name": ROLLOUT },
-            "spec": {
-                "replicas": self.replicas,
-                "revisionHistoryLimit": 3,
-                "selector": { "matchLabels": { "app": APP } },
-                "template": fixtures::template(&self.version),
-                "strategy": { "blueGreen": strategy },
-            },
-        })
-    }
-
-    /// The typed Rollout (fails if the API types refuse the manifest).
-    pub fn build(&self) -> Result<Rollout> {
-        serde_json::from_value(self.manifest()).context("the fixture is not a valid Rollout")
     }
 }
 
@@ -169,15 +129,12 @@ impl BlueGreenBuilder {
 /// Runs `body` as a scenario in a fresh namespace `<prefix>*` holding the active and preview
 /// Services and the analysis templates; prints what the monitor checked. See
 /// [`scenario::run`] for the guarantees.
-pub async fn run(
-    prefix: &str,
-    body: impl AsyncFnOnce(&mut Scenario) -> Result<()>,
-) -> Result<Report> {
+pub async fn run(prefix: &str, body: impl AsyncFnOnce(&mut Scenario) -> Result<()>) -> Result<()> {
     // On the heap: a scenario's future (watches, waits, the body) overflows a test thread's
     // stack in debug builds.
     let report = Box::pin(scenario::run_with(prefix, create_objects, body)).await?;
     eprintln!("[{prefix}] {}", checked(&report));
-    Ok(report)
+    Ok(())
 }
 
 /// What the monitor checked, in one line.
@@ -253,67 +210,67 @@ async fn create_template(
 /// Creates the Rollout and waits until its first version is released: Healthy, stable, and the
 /// active Service on it. Returns the stable pod-template hash.
 pub async fn deploy(s: &Scenario, spec: &BlueGreenBuilder) -> Result<String> {
-    s.rollouts
-        .create(&PostParams::default(), &spec.build()?)
-        .await
-        .context("creating the Rollout")?;
-    let r = s
-        .wait("the first version is released", |r| {
-            observed(r)
-                && phase(r) == Some(RolloutPhase::Healthy)
-                && stable(r).is_some()
-                && active_selector(r) == stable(r)
-        })
+    let hash = s
+        .deploy_until(spec, |r| active_selector(r) == stable(r))
         .await?;
-    let hash = stable(&r).context("a released Rollout names its stable version")?;
     wait_service(s, ACTIVE_SERVICE, &hash).await?;
     Ok(hash)
 }
 
+/// A release of `v2` over the deployed `v1`.
+#[derive(Clone, Debug)]
+pub struct Release {
+    /// The stable hash, `v1`.
+    pub old: String,
+    /// The hash of `v2`.
+    pub new: String,
+    /// The revision of the template change, to look at what happened after it.
+    pub patch_rv: u64,
+}
+
+/// Deploys `spec` (version `v1`) and changes its template to `v2`, once the controller saw it.
+pub async fn release_v2(s: &Scenario, spec: &BlueGreenBuilder) -> Result<Release> {
+    let old = deploy(s, spec).await?;
+    let (new, patch_rv) = s.patch_spec(fixtures::version_patch("v2")).await?;
+    Ok(Release { old, new, patch_rv })
+}
+
+/// [`release_v2`], then waits until `v2` is paused before the switch for a promote
+/// ([`PauseReason::BlueGreenPause`]); returns the release and the paused Rollout.
+pub async fn paused_preview(s: &Scenario, spec: &BlueGreenBuilder) -> Result<(Release, Rollout)> {
+    let release = release_v2(s, spec).await?;
+    let paused = wait_paused(s, &release.new, PauseReason::BlueGreenPause).await?;
+    Ok((release, paused))
+}
+
 /// Waits until the Service `name` selects `hash`.
 pub async fn wait_service(s: &Scenario, name: &str, hash: &str) -> Result<Service> {
-    let api: Api<Service> = Api::namespaced(s.client.clone(), &s.ns);
     let wanted = hash.to_owned();
     let what = format!("Service {name} selects {hash}");
-    wait_for_object(api, name, WAIT, &what, move |svc: Option<&Service>| {
-        svc.is_some_and(|svc| service_hash(svc) == Some(wanted.as_str()))
+    s.wait_for(name, &what, move |svc: &Service| {
+        service_hash(svc) == Some(wanted.as_str())
     })
     .await
 }
 
 /// Waits until the ReplicaSet of `hash` has `spec.replicas == replicas` and as many available.
 pub async fn wait_available(s: &Scenario, hash: &str, replicas: i32) -> Result<ReplicaSet> {
-    let api: Api<ReplicaSet> = Api::namespaced(s.client.clone(), &s.ns);
     let what = format!("ReplicaSet of {hash} has {replicas} of {replicas} available");
-    wait_for_object(
-        api,
-        &format!("{ROLLOUT}-{hash}"),
-        WAIT,
-        &what,
-        move |rs: Option<&ReplicaSet>| {
-            rs.is_some_and(|rs| {
-                rs.spec.as_ref().and_then(|s| s.replicas) == Some(replicas)
-                    && rs.status.as_ref().and_then(|s| s.available_replicas) == Some(replicas)
-            })
-        },
-    )
+    s.wait_replica_set_where(hash, &what, move |rs| {
+        rs.spec.as_ref().and_then(|s| s.replicas) == Some(replicas)
+            && rs.status.as_ref().and_then(|s| s.available_replicas) == Some(replicas)
+    })
     .await
 }
 
 /// Waits until the ReplicaSet of `hash` carries a scale-down deadline; returns it.
 pub async fn wait_deadline(s: &Scenario, hash: &str) -> Result<String> {
-    let api: Api<ReplicaSet> = Api::namespaced(s.client.clone(), &s.ns);
     let what = format!("ReplicaSet of {hash} has a scale-down deadline");
-    let rs = wait_for_object(
-        api,
-        &format!("{ROLLOUT}-{hash}"),
-        WAIT,
-        &what,
-        |rs: Option<&ReplicaSet>| {
-            rs.is_some_and(|rs| rs.annotations().contains_key(SCALE_DOWN_ANNOTATION))
-        },
-    )
-    .await?;
+    let rs = s
+        .wait_replica_set_where(hash, &what, |rs| {
+            rs.annotations().contains_key(SCALE_DOWN_ANNOTATION)
+        })
+        .await?;
     rs.annotations()
         .get(SCALE_DOWN_ANNOTATION)
         .cloned()
@@ -327,11 +284,27 @@ pub async fn wait_run(
     what: &str,
     cond: impl Fn(&AnalysisRun) -> bool + Send + 'static,
 ) -> Result<AnalysisRun> {
+    s.wait_for(name, what, cond).await
+}
+
+/// The AnalysisRun `name` as stored.
+pub async fn analysis_run(s: &Scenario, name: &str) -> Result<AnalysisRun> {
     let api: Api<AnalysisRun> = Api::namespaced(s.client.clone(), &s.ns);
-    wait_for_object(api, name, WAIT, what, move |r: Option<&AnalysisRun>| {
-        r.is_some_and(&cond)
-    })
-    .await
+    api.get(name).await.context("the AnalysisRun exists")
+}
+
+/// How long a scenario watches a held release to show that nothing moves: a named sleep, not a
+/// stand-in for a condition, because showing an absence takes time passing.
+pub const HOLD: Duration = Duration::from_secs(3);
+
+/// Watches the held release for [`HOLD`]; then the active Service must still select `hash`.
+pub async fn check_held(s: &Scenario, hash: &str, what: &str) -> Result<()> {
+    tokio::time::sleep(HOLD).await;
+    ensure!(
+        s.service_hash(ACTIVE_SERVICE).await?.as_deref() == Some(hash),
+        "{what}"
+    );
+    Ok(())
 }
 
 /// Waits until the release of `hash` is paused before the switch for `reason`.
@@ -477,6 +450,113 @@ pub fn scaled_to_zero(report: &Report, hash: &str, after: u64) -> Option<RsVersi
     replica_set_history(report, hash)
         .into_iter()
         .find(|v| v.rv > after && v.replicas == 0)
+}
+
+/// The user's Services start without a hash; every later selector is Sluice's: what a
+/// [`selector_history`] of a Service that selected `hashes` in turn looks like.
+pub fn selectors_from_start(hashes: &[&str]) -> Vec<Option<String>> {
+    std::iter::once(None)
+        .chain(hashes.iter().map(|h| Some((*h).to_owned())))
+        .collect()
+}
+
+/// Every recorded status between `after` and `until` (exclusive) names `hash` as stable.
+pub fn stable_throughout(report: &Report, hash: &str, after: u64, until: u64) -> bool {
+    report
+        .rollout_statuses()
+        .filter(|(rv, _)| *rv > after && *rv < until)
+        .all(|(_, st)| st.get("stableRS").and_then(Value::as_str) == Some(hash))
+}
+
+/// The shortest wait that shows a scale-down delay of 2 s was kept: deadlines are stored with
+/// second precision.
+pub const KEPT_FOR_DELAY: Duration = Duration::from_millis(1000);
+
+/// The first scale to 0 of the ReplicaSet of `hash` after `after`, which came no sooner than
+/// [`KEPT_FOR_DELAY`] after the recorded change `cause` (kind and revision) that started the
+/// delay was delivered. `what` names the ReplicaSet in failures.
+pub fn scaled_down_after_delay(
+    report: &Report,
+    hash: &str,
+    after: u64,
+    (kind, rv): (Kind, u64),
+    what: &str,
+) -> Result<RsVersion> {
+    let scaled =
+        scaled_to_zero(report, hash, after).with_context(|| format!("{what} scaled down"))?;
+    let started = report
+        .delivered_at(kind, rv)
+        .with_context(|| format!("the change that started the delay of {what} was delivered"))?;
+    let waited = between(started, scaled.at);
+    ensure!(
+        waited >= KEPT_FOR_DELAY,
+        "{what} kept its pods for the scale-down delay; it waited {waited:?}"
+    );
+    Ok(scaled)
+}
+
+/// The ReplicaSet of `hash` carried a scale-down deadline at a version between `after` and the
+/// scale-down `scaled`: the deadline was persisted, not only kept in memory.
+pub fn check_deadline_persisted(
+    report: &Report,
+    hash: &str,
+    after: u64,
+    scaled: &RsVersion,
+) -> Result<()> {
+    let history = replica_set_history(report, hash);
+    ensure!(
+        history
+            .iter()
+            .any(|v| v.rv > after && v.rv < scaled.rv && v.deadline.is_some()),
+        "the deadline was persisted before the scale-down: {history:?}"
+    );
+    Ok(())
+}
+
+/// Every recorded version of the ReplicaSet of `hash` before `until` had `replicas` pods and no
+/// scale-down deadline; `what` says so in the failure.
+pub fn check_kept_pods(
+    report: &Report,
+    hash: &str,
+    replicas: i32,
+    until: u64,
+    what: &str,
+) -> Result<()> {
+    let history = replica_set_history(report, hash);
+    ensure!(
+        history
+            .iter()
+            .filter(|v| v.rv < until)
+            .all(|v| v.replicas == i64::from(replicas) && v.deadline.is_none()),
+        "{what}: {history:?}"
+    );
+    Ok(())
+}
+
+/// The promotion gate an AnalysisRun judges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// `prePromotionAnalysis`: before the switch.
+    Pre,
+    /// `postPromotionAnalysis`: after the switch, before the promotion.
+    Post,
+}
+
+impl Gate {
+    /// How the names of this gate's runs for `hash` start: `web-<hash>-pre-` or `-post-`.
+    pub fn run_prefix(self, hash: &str) -> String {
+        let gate = match self {
+            Gate::Pre => "pre",
+            Gate::Post => "post",
+        };
+        format!("{ROLLOUT}-{hash}-{gate}-")
+    }
+}
+
+/// The AnalysisRun `name` is a run of `gate` for `hash`.
+pub fn check_run_name(name: &str, hash: &str, gate: Gate) -> Result<()> {
+    ensure!(name.starts_with(&gate.run_prefix(hash)), "run name {name}");
+    Ok(())
 }
 
 /// Converts instants of this process to wall-clock time, to compare the monitor's delivery

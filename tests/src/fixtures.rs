@@ -1,5 +1,6 @@
-//! Builders for the objects a canary scenario needs: the two Services, the user's VirtualService
-//! (and DestinationRule), and the Rollout itself.
+//! Builders for the objects a scenario needs: the two Services, the user's VirtualService (and
+//! DestinationRule), and the Rollout itself: one [`RolloutBuilder`] for both strategies, with the
+//! canary part here and the blue-green part in [`crate::bluegreen`].
 //!
 //! Every scenario uses the same names ([`ROLLOUT`], [`STABLE_SERVICE`], ...) inside its own
 //! namespace, so tests read like the manifests a team would write. Manifests are plain JSON in
@@ -201,9 +202,10 @@ pub fn destination_rule() -> Value {
 }
 
 /// How the Rollout splits traffic, and so which mesh objects a scenario creates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Split {
     /// `web-stable` and `web-canary` Services, one VirtualService route between them.
+    #[default]
     Host,
     /// One `web` Service, a DestinationRule with `stable` and `canary` subsets.
     Subset,
@@ -247,49 +249,51 @@ pub async fn create_mesh(client: &kube::Client, ns: &str, split: Split) -> Resul
 // ---------------------------------------------------------------------------------------------
 // The Rollout.
 
-/// A canary Rollout over the mesh objects above. Defaults: 5 replicas, no steps, version `v1`,
-/// host-level split, scale-down delays of 2 s (short, so scenarios see them pass).
+/// The part of a Rollout fixture that differs by strategy: [`Canary`] here, and
+/// [`crate::bluegreen::BlueGreen`].
+pub trait StrategyFixture: Clone + std::fmt::Debug {
+    /// The key under `spec.strategy`: `canary` or `blueGreen`.
+    const KEY: &'static str;
+
+    /// Adds this strategy's fields to `strategy`, which already holds the scale-down delays
+    /// both strategies share.
+    fn write(&self, strategy: &mut Value);
+}
+
+/// A Rollout of either strategy: what both share is here, what differs is `S`. Defaults: version
+/// `v1`, scale-down delays of 2 s (short, so scenarios see them pass), no progress deadline;
+/// [`rollout`] and [`crate::bluegreen::blue_green`] choose the replicas and the strategy.
 #[derive(Clone, Debug)]
-pub struct RolloutBuilder {
+pub struct RolloutBuilder<S = Canary> {
     replicas: i32,
-    steps: Vec<Value>,
     version: String,
-    split: Split,
     scale_down_delay_seconds: u32,
     abort_scale_down_delay_seconds: u32,
     progress_deadline: Option<(u32, bool)>,
-    managed_routes: Vec<String>,
-    /// Extra VirtualServices (same route name) set to the same weights.
-    more_virtual_services: Vec<String>,
+    strategy: S,
 }
 
-pub fn rollout() -> RolloutBuilder {
-    RolloutBuilder {
-        replicas: 5,
-        steps: Vec::new(),
-        version: "v1".to_owned(),
-        split: Split::Host,
-        scale_down_delay_seconds: 2,
-        abort_scale_down_delay_seconds: 2,
-        progress_deadline: None,
-        managed_routes: Vec::new(),
-        more_virtual_services: Vec::new(),
+impl<S: StrategyFixture> RolloutBuilder<S> {
+    /// `replicas` pods released with `strategy`, and the defaults above.
+    pub fn new(replicas: i32, strategy: S) -> Self {
+        Self {
+            replicas,
+            version: "v1".to_owned(),
+            scale_down_delay_seconds: 2,
+            abort_scale_down_delay_seconds: 2,
+            progress_deadline: None,
+            strategy,
+        }
     }
-}
 
-impl RolloutBuilder {
+    /// Changes the strategy part (what the strategy's own setters do).
+    pub fn with_strategy(mut self, change: impl FnOnce(&mut S)) -> Self {
+        change(&mut self.strategy);
+        self
+    }
+
     pub fn replicas(mut self, replicas: i32) -> Self {
         self.replicas = replicas;
-        self
-    }
-
-    pub fn steps(mut self, steps: impl IntoIterator<Item = Value>) -> Self {
-        self.steps = steps.into_iter().collect();
-        self
-    }
-
-    pub fn split(mut self, split: Split) -> Self {
-        self.split = split;
         self
     }
 
@@ -309,20 +313,88 @@ impl RolloutBuilder {
         self
     }
 
-    pub fn managed_routes(mut self, names: impl IntoIterator<Item = &'static str>) -> Self {
-        self.managed_routes = names.into_iter().map(str::to_owned).collect();
-        self
+    /// The manifest, as a user would write it.
+    pub fn manifest(&self) -> Value {
+        let mut strategy = json!({
+            "scaleDownDelaySeconds": self.scale_down_delay_seconds,
+            "abortScaleDownDelaySeconds": self.abort_scale_down_delay_seconds,
+        });
+        self.strategy.write(&mut strategy);
+        let mut manifest = json!({
+            "apiVersion": sluice_crds::API_VERSION,
+            "kind": "Rollout",
+            "metadata": { "name": ROLLOUT },
+            "spec": {
+                "replicas": self.replicas,
+                "revisionHistoryLimit": 3,
+                "selector": { "matchLabels": { "app": APP } },
+                "template": template(&self.version),
+                "strategy": { S::KEY: strategy },
+            },
+        });
+        if let Some((seconds, abort)) = self.progress_deadline {
+            manifest["spec"]["progressDeadlineSeconds"] = json!(seconds);
+            manifest["spec"]["progressDeadlineAbort"] = json!(abort);
+        }
+        manifest
+    }
+
+    /// The typed Rollout (fails if the API types refuse the manifest).
+    pub fn build(&self) -> Result<Rollout> {
+        serde_json::from_value(self.manifest()).context("the fixture is not a valid Rollout")
+    }
+
+    /// Creates the Rollout in `ns`.
+    pub async fn create(&self, client: &kube::Client, ns: &str) -> Result<Rollout> {
+        let api: Api<Rollout> = Api::namespaced(client.clone(), ns);
+        api.create(&PostParams::default(), &self.build()?)
+            .await
+            .context("creating the Rollout")
+    }
+}
+
+/// The canary part of a Rollout over the mesh objects above. Defaults: no steps, host-level
+/// split, no managed routes, one VirtualService.
+#[derive(Clone, Debug, Default)]
+pub struct Canary {
+    steps: Vec<Value>,
+    split: Split,
+    managed_routes: Vec<String>,
+    /// Extra VirtualServices (same route name) set to the same weights.
+    more_virtual_services: Vec<String>,
+}
+
+/// A canary Rollout of 5 replicas with the defaults of [`RolloutBuilder`] and [`Canary`].
+pub fn rollout() -> RolloutBuilder {
+    RolloutBuilder::new(5, Canary::default())
+}
+
+impl RolloutBuilder<Canary> {
+    pub fn steps(self, steps: impl IntoIterator<Item = Value>) -> Self {
+        self.with_strategy(|c| c.steps = steps.into_iter().collect())
+    }
+
+    pub fn split(self, split: Split) -> Self {
+        self.with_strategy(|c| c.split = split)
+    }
+
+    pub fn managed_routes(self, names: impl IntoIterator<Item = &'static str>) -> Self {
+        self.with_strategy(|c| c.managed_routes = names.into_iter().map(str::to_owned).collect())
     }
 
     /// Also sets the weights of these VirtualServices (`virtualServices:` instead of
     /// `virtualService:`); each must have the route [`ROUTE`].
-    pub fn more_virtual_services(mut self, names: impl IntoIterator<Item = &'static str>) -> Self {
-        self.more_virtual_services = names.into_iter().map(str::to_owned).collect();
-        self
+    pub fn more_virtual_services(self, names: impl IntoIterator<Item = &'static str>) -> Self {
+        self.with_strategy(|c| {
+            c.more_virtual_services = names.into_iter().map(str::to_owned).collect();
+        })
     }
+}
 
-    /// The manifest, as a user would write it.
-    pub fn manifest(&self) -> Value {
+impl StrategyFixture for Canary {
+    const KEY: &'static str = "canary";
+
+    fn write(&self, canary: &mut Value) {
         let mut istio = if self.more_virtual_services.is_empty() {
             json!({ "virtualService": { "name": VIRTUAL_SERVICE, "routes": [ROUTE] } })
         } else {
@@ -332,11 +404,7 @@ impl RolloutBuilder {
                 .collect();
             json!({ "virtualServices": all })
         };
-        let mut canary = json!({
-            "steps": self.steps,
-            "scaleDownDelaySeconds": self.scale_down_delay_seconds,
-            "abortScaleDownDelaySeconds": self.abort_scale_down_delay_seconds,
-        });
+        canary["steps"] = json!(self.steps);
         match self.split {
             Split::Host => {
                 canary["canaryService"] = json!(CANARY_SERVICE);
@@ -359,36 +427,6 @@ impl RolloutBuilder {
                 .collect();
             canary["trafficRouting"]["managedRoutes"] = json!(routes);
         }
-        let mut manifest = json!({
-            "apiVersion": sluice_crds::API_VERSION,
-            "kind": "Rollout",
-            "metadata": { "name": ROLLOUT },
-            "spec": {
-                "replicas": self.replicas,
-                "revisionHistoryLimit": 3,
-                "selector": { "matchLabels": { "app": APP } },
-                "template": template(&self.version),
-                "strategy": { "canary": canary },
-            },
-        });
-        if let Some((seconds, abort)) = self.progress_deadline {
-            manifest["spec"]["progressDeadlineSeconds"] = json!(seconds);
-            manifest["spec"]["progressDeadlineAbort"] = json!(abort);
-        }
-        manifest
-    }
-
-    /// The typed Rollout (fails if the API types refuse the manifest).
-    pub fn build(&self) -> Result<Rollout> {
-        serde_json::from_value(self.manifest()).context("the fixture is not a valid Rollout")
-    }
-
-    /// Creates the Rollout in `ns`.
-    pub async fn create(&self, client: &kube::Client, ns: &str) -> Result<Rollout> {
-        let api: Api<Rollout> = Api::namespaced(client.clone(), ns);
-        api.create(&PostParams::default(), &self.build()?)
-            .await
-            .context("creating the Rollout")
     }
 }
 

@@ -133,5 +133,6 @@ pub mod bluegreen;
 pub mod controller;
 pub mod dump;
 pub mod fixtures;
+pub mod kubectl;
 pub mod monitor;
 pub mod scenario;

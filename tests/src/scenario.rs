@@ -16,8 +16,9 @@ use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event;
-use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::NamespaceResourceScope;
+use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use sluice_controller::traffic::istio::{destination_rule_resource, virtual_service_resource};
 use sluice_crds::{
@@ -25,7 +26,7 @@ use sluice_crds::{
 };
 
 use crate::controller::InProcessController;
-use crate::fixtures::{self, HASH_LABEL, ROLLOUT, RolloutBuilder, Split};
+use crate::fixtures::{self, HASH_LABEL, ROLLOUT, RolloutBuilder, Split, StrategyFixture};
 use crate::monitor::{Monitor, Report};
 use crate::{client, dump, wait_for_object, with_namespace};
 
@@ -174,11 +175,24 @@ impl Scenario {
 
     /// Creates the Rollout and waits until its first version is released (Healthy, stable).
     /// Returns the stable pod-template hash.
-    pub async fn deploy(&self, rollout: &RolloutBuilder) -> Result<String> {
+    pub async fn deploy<S: StrategyFixture>(&self, rollout: &RolloutBuilder<S>) -> Result<String> {
+        self.deploy_until(rollout, |_| true).await
+    }
+
+    /// Like [`Scenario::deploy`], for a strategy whose first release also needs `done` to hold
+    /// (blue-green: the active Service is on it).
+    pub async fn deploy_until<S: StrategyFixture>(
+        &self,
+        rollout: &RolloutBuilder<S>,
+        done: impl Fn(&Rollout) -> bool + Send + 'static,
+    ) -> Result<String> {
         rollout.create(&self.client, &self.ns).await?;
         let r = self
-            .wait("the first version is released", |r| {
-                observed(r) && phase(r) == Some(RolloutPhase::Healthy) && stable(r).is_some()
+            .wait("the first version is released", move |r| {
+                observed(r)
+                    && phase(r) == Some(RolloutPhase::Healthy)
+                    && stable(r).is_some()
+                    && done(r)
             })
             .await?;
         stable(&r).context("a released Rollout names its stable version")
@@ -249,13 +263,25 @@ impl Scenario {
         what: &str,
         cond: impl Fn(&Rollout) -> bool + Send + 'static,
     ) -> Result<Rollout> {
-        wait_for_object(
-            self.rollouts.clone(),
-            ROLLOUT,
-            WAIT,
-            what,
-            move |r: Option<&Rollout>| r.is_some_and(&cond),
-        )
+        self.wait_for(ROLLOUT, what, cond).await
+    }
+
+    /// Waits (by watching) until `cond` holds for the object `name` of this namespace.
+    pub async fn wait_for<K>(
+        &self,
+        name: &str,
+        what: &str,
+        cond: impl Fn(&K) -> bool + Send + 'static,
+    ) -> Result<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + std::fmt::Debug + Send + 'static,
+        K: serde::de::DeserializeOwned,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.ns);
+        wait_for_object(api, name, WAIT, what, move |o: Option<&K>| {
+            o.is_some_and(&cond)
+        })
         .await
     }
 
@@ -284,18 +310,22 @@ impl Scenario {
 
     /// Waits until the ReplicaSet of `hash` has `spec.replicas == replicas`.
     pub async fn wait_replica_set(&self, hash: &str, replicas: i32) -> Result<ReplicaSet> {
-        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &self.ns);
         let what = format!("ReplicaSet of {hash} has spec.replicas {replicas}");
-        wait_for_object(
-            api,
-            &format!("{ROLLOUT}-{hash}"),
-            WAIT,
-            &what,
-            move |rs: Option<&ReplicaSet>| {
-                rs.and_then(|rs| rs.spec.as_ref()?.replicas) == Some(replicas)
-            },
-        )
+        self.wait_replica_set_where(hash, &what, move |rs| {
+            rs.spec.as_ref().and_then(|s| s.replicas) == Some(replicas)
+        })
         .await
+    }
+
+    /// Waits until `cond` holds for the ReplicaSet of `hash`.
+    pub async fn wait_replica_set_where(
+        &self,
+        hash: &str,
+        what: &str,
+        cond: impl Fn(&ReplicaSet) -> bool + Send + 'static,
+    ) -> Result<ReplicaSet> {
+        self.wait_for(&format!("{ROLLOUT}-{hash}"), what, cond)
+            .await
     }
 
     /// `spec.replicas` and `status.availableReplicas` of each ReplicaSet, by hash.

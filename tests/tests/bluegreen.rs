@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use kube::ResourceExt;
-use kube::api::Api;
-use sluice_crds::{AnalysisPhase, AnalysisRun, PauseReason, RolloutPhase};
+use sluice_crds::{AnalysisPhase, AnalysisRun, RolloutPhase};
 use sluice_tests::bluegreen::{
-    self, ACTIVE_SERVICE, FAILING, FAILING_SLOWLY, PASSING, PREVIEW_SERVICE, WallClock,
-    active_selector, between, blue_green, deploy, post_promotion_run, pre_promotion_run,
-    preview_selector, replica_set_history, rfc3339_millis, scaled_to_zero, selected,
-    selector_history, wait_available, wait_deadline, wait_paused, wait_run, wait_service,
+    self, ACTIVE_SERVICE, FAILING, FAILING_SLOWLY, Gate, PASSING, PREVIEW_SERVICE, Release,
+    WallClock, active_selector, analysis_run, between, blue_green, check_deadline_persisted,
+    check_held, check_kept_pods, check_run_name, deploy, paused_preview, post_promotion_run,
+    pre_promotion_run, preview_selector, release_v2, replica_set_history, rfc3339_millis,
+    scaled_down_after_delay, scaled_to_zero, selected, selector_history, selectors_from_start,
+    stable_throughout, wait_available, wait_deadline, wait_run, wait_service,
 };
 use sluice_tests::fixtures::{ROLLOUT, version_patch};
 use sluice_tests::monitor::{Kind, Report};
@@ -24,14 +25,31 @@ use sluice_tests::scenario::{Scenario, aborted, phase, stable};
 
 const N: i32 = 4;
 
-/// `Some(hash)` for each hash, to compare with a selector history.
-fn some(hashes: &[&str]) -> Vec<Option<String>> {
-    hashes.iter().map(|h| Some((*h).to_owned())).collect()
+/// The active Service never left `old` (it selected nothing else after its first release).
+fn check_active_stayed(report: &Report, old: &str) -> Result<()> {
+    let active = selector_history(report, ACTIVE_SERVICE);
+    ensure!(
+        active == selectors_from_start(&[old]),
+        "the active Service never left the old version: {active:?}"
+    );
+    Ok(())
 }
 
-/// The user's Services start without a hash; every later selector is Sluice's.
-fn selectors_from_start(hashes: &[&str]) -> Vec<Option<String>> {
-    std::iter::once(None).chain(some(hashes)).collect()
+/// Waits until the Rollout is aborted and Degraded.
+async fn wait_degraded(s: &Scenario) -> Result<()> {
+    s.wait("aborted: Degraded", |r| {
+        aborted(r) && phase(r) == Some(RolloutPhase::Degraded)
+    })
+    .await?;
+    Ok(())
+}
+
+/// Waits until the aborted version `new` has no pods and a Warning `RolloutAborted` event was
+/// published.
+async fn wait_aborted_scaled_down(s: &Scenario, new: &str) -> Result<()> {
+    s.wait_replica_set(new, 0).await?;
+    s.wait_event("RolloutAborted", |e| e.warning).await?;
+    Ok(())
 }
 
 /// The first Rollout version after `rv` whose status names `hash` as stable.
@@ -92,8 +110,7 @@ async fn given_a_preview_of_two_of_four_replicas_when_the_template_changes_then_
             .await?;
         Ok(())
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The new ReplicaSet started at previewReplicaCount (2), was ready at that size before it was
@@ -147,29 +164,14 @@ fn check_old_scaled_after_promotion(
 ) -> Result<()> {
     let promoted =
         promoted_at(report, new, switch_rv).context("stableRS became the new version")?;
-    let scaled = scaled_to_zero(report, old, 0).context("the old ReplicaSet scaled to 0")?;
+    let switch = (Kind::Service, switch_rv);
+    let scaled = scaled_down_after_delay(report, old, 0, switch, "the old ReplicaSet")?;
     ensure!(
         promoted < scaled.rv,
         "promoted (rv {promoted}) before the scale-down (rv {})",
         scaled.rv
     );
-    let history = replica_set_history(report, old);
-    ensure!(
-        history
-            .iter()
-            .any(|v| v.rv < scaled.rv && v.deadline.is_some()),
-        "the deadline was persisted before the scale-down: {history:?}"
-    );
-    let switched_at = report
-        .delivered_at(Kind::Service, switch_rv)
-        .context("the switch was delivered")?;
-    let waited = between(switched_at, scaled.at);
-    // scaleDownDelaySeconds is 2; deadlines are stored with second precision.
-    ensure!(
-        waited >= Duration::from_millis(1000),
-        "the old version kept its pods for the scale-down delay; it waited {waited:?}"
-    );
-    Ok(())
+    check_deadline_persisted(report, old, 0, &scaled)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,9 +179,7 @@ async fn given_auto_promotion_disabled_when_the_template_changes_then_the_rollou
 -> Result<()> {
     let spec = blue_green().manual_promotion().post_promotion(PASSING);
     bluegreen::run("it-bg-manual-", async |s| {
-        let old = deploy(s, &spec).await?;
-        let (new, _) = s.patch_spec(version_patch("v2")).await?;
-        let paused = wait_paused(s, &new, PauseReason::BlueGreenPause).await?;
+        let (Release { old, new, .. }, paused) = paused_preview(s, &spec).await?;
         ensure!(active_selector(&paused).as_deref() == Some(old.as_str()));
         ensure!(preview_selector(&paused).as_deref() == Some(new.as_str()));
         wait_service(s, PREVIEW_SERVICE, &new).await?;
@@ -188,13 +188,7 @@ async fn given_auto_promotion_disabled_when_the_template_changes_then_the_rollou
         s.wait_event("RolloutPaused", |e| e.note == "paused: BlueGreenPause")
             .await?;
 
-        // Named sleep, not a stand-in for a condition: showing that nothing moves without a
-        // promote takes time passing.
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        ensure!(
-            s.service_hash(ACTIVE_SERVICE).await?.as_deref() == Some(old.as_str()),
-            "still on the old version without a promote"
-        );
+        check_held(s, &old, "still on the old version without a promote").await?;
         let promote_rv = s.promote().await?;
         s.wait_released(&new).await?;
         wait_service(s, ACTIVE_SERVICE, &new).await?;
@@ -212,8 +206,7 @@ async fn given_auto_promotion_disabled_when_the_template_changes_then_the_rollou
         s.wait_event("RolloutResumed", |_| true).await?;
         Ok(())
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The post-promotion run `web-<new>-post-*` started after the switch, and only then was the
@@ -224,7 +217,7 @@ fn check_promoted_after_post_promotion(
     new: &str,
     switch_rv: u64,
 ) -> Result<()> {
-    let prefix = format!("{ROLLOUT}-{new}-post-");
+    let prefix = Gate::Post.run_prefix(new);
     let run_rv = report
         .rollout_statuses()
         .find(|(_, st)| {
@@ -262,9 +255,7 @@ async fn given_auto_promotion_seconds_when_the_preview_is_ready_then_the_rollout
 -> Result<()> {
     let spec = blue_green().auto_promotion_seconds(AUTO_PROMOTION_SECONDS);
     bluegreen::run("it-bg-autosec-", async |s| {
-        let old = deploy(s, &spec).await?;
-        let (new, patch_rv) = s.patch_spec(version_patch("v2")).await?;
-        wait_paused(s, &new, PauseReason::BlueGreenPause).await?;
+        let (Release { old, new, patch_rv }, _) = paused_preview(s, &spec).await?;
         ensure!(s.service_hash(ACTIVE_SERVICE).await?.as_deref() == Some(old.as_str()));
         // No promote: the pause ends by itself.
         s.wait_released(&new).await?;
@@ -291,8 +282,7 @@ async fn given_auto_promotion_seconds_when_the_preview_is_ready_then_the_rollout
         );
         Ok(())
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,41 +290,19 @@ async fn given_a_paused_preview_when_aborted_then_the_active_service_never_moves
 -> Result<()> {
     let spec = blue_green().manual_promotion().pre_promotion(PASSING);
     bluegreen::run("it-bg-abort-", async |s| {
-        let old = deploy(s, &spec).await?;
-        let (new, _) = s.patch_spec(version_patch("v2")).await?;
-        let paused = wait_paused(s, &new, PauseReason::BlueGreenPause).await?;
+        let (Release { old, new, .. }, paused) = paused_preview(s, &spec).await?;
         let first_run = pre_run_passed(&paused, &new)?;
 
         let abort_rv = s.abort().await?;
-        s.wait("aborted: Degraded", |r| {
-            aborted(r) && phase(r) == Some(RolloutPhase::Degraded)
-        })
-        .await?;
-        s.wait_replica_set(&new, 0).await?;
-        s.wait_event("RolloutAborted", |e| e.warning).await?;
+        wait_degraded(s).await?;
+        wait_aborted_scaled_down(s, &new).await?;
 
         let report = s.report().await?;
-        let active = selector_history(&report, ACTIVE_SERVICE);
-        ensure!(
-            active == selectors_from_start(&[&old]),
-            "the active Service never left the old version: {active:?}"
-        );
-        let scaled = scaled_to_zero(&report, &new, abort_rv).context("the preview scaled down")?;
-        let history = replica_set_history(&report, &new);
-        ensure!(
-            history
-                .iter()
-                .any(|v| v.rv > abort_rv && v.rv < scaled.rv && v.deadline.is_some()),
-            "the abort deadline was persisted before the scale-down: {history:?}"
-        );
-        let aborted_at = report
-            .delivered_at(Kind::Rollout, abort_rv)
-            .context("the abort was delivered")?;
-        let waited = between(aborted_at, scaled.at);
-        ensure!(
-            waited >= Duration::from_millis(1000),
-            "the preview kept its pods for abortScaleDownDelaySeconds (2); it waited {waited:?}"
-        );
+        check_active_stayed(&report, &old)?;
+        // abortScaleDownDelaySeconds is 2.
+        let abort = (Kind::Rollout, abort_rv);
+        let scaled = scaled_down_after_delay(&report, &new, abort_rv, abort, "the preview")?;
+        check_deadline_persisted(&report, &new, abort_rv, &scaled)?;
 
         s.retry().await?;
         let first = first_run.clone();
@@ -357,18 +325,13 @@ async fn given_a_paused_preview_when_aborted_then_the_active_service_never_moves
         s.wait_event("RolloutRetried", |_| true).await?;
         Ok(())
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The pre-promotion run recorded in `r` is `web-<hash>-pre-*` and Successful; returns its name.
 fn pre_run_passed(r: &sluice_crds::Rollout, hash: &str) -> Result<String> {
     let run = pre_promotion_run(r).context("status names the pre-promotion run")?;
-    ensure!(
-        run.name.starts_with(&format!("{ROLLOUT}-{hash}-pre-")),
-        "run name {}",
-        run.name
-    );
+    check_run_name(&run.name, hash, Gate::Pre)?;
     ensure!(run.status == AnalysisPhase::Successful, "{run:?}");
     Ok(run.name.clone())
 }
@@ -383,8 +346,7 @@ async fn given_a_promoted_release_when_the_controller_restarts_during_the_scale_
 -> Result<()> {
     let spec = blue_green().scale_down_delay_seconds(SCALE_DOWN_DELAY);
     bluegreen::run("it-bg-restart-", async |s| {
-        let old = deploy(s, &spec).await?;
-        let new = s.set_version("v2").await?;
+        let Release { old, new, .. } = release_v2(s, &spec).await?;
         s.wait_released(&new).await?;
         let deadline = wait_deadline(s, &old).await?;
         let deadline_ms = rfc3339_millis(&deadline)?;
@@ -424,8 +386,7 @@ async fn given_a_promoted_release_when_the_controller_restarts_during_the_scale_
         ensure!(s.controller.starts() == 2, "two controllers ran");
         Ok(())
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,9 +394,7 @@ async fn given_a_previewed_release_when_the_template_goes_back_to_the_stable_one
 -> Result<()> {
     let spec = blue_green().manual_promotion();
     bluegreen::run("it-bg-rollback-", async |s| {
-        let old = deploy(s, &spec).await?;
-        let (new, _) = s.patch_spec(version_patch("v2")).await?;
-        wait_paused(s, &new, PauseReason::BlueGreenPause).await?;
+        let (Release { old, new, .. }, _) = paused_preview(s, &spec).await?;
         wait_service(s, PREVIEW_SERVICE, &new).await?;
 
         let (back, back_rv) = s.patch_spec(version_patch("v1")).await?;
@@ -445,32 +404,16 @@ async fn given_a_previewed_release_when_the_template_goes_back_to_the_stable_one
         s.wait_replica_set(&new, 0).await?;
 
         let report = s.report().await?;
-        let active = selector_history(&report, ACTIVE_SERVICE);
-        ensure!(
-            active == selectors_from_start(&[&old]),
-            "the active Service never left the old version: {active:?}"
-        );
+        check_active_stayed(&report, &old)?;
         let preview = selector_history(&report, PREVIEW_SERVICE);
         ensure!(
             preview == selectors_from_start(&[&old, &new, &old]),
             "the preview Service followed the template: {preview:?}"
         );
-        let old_history = replica_set_history(&report, &old);
-        ensure!(
-            old_history
-                .iter()
-                .all(|v| v.replicas == i64::from(N) && v.deadline.is_none()),
-            "the stable version kept its pods and got no deadline: {old_history:?}"
-        );
-        let scaled = scaled_to_zero(&report, &new, back_rv).context("the preview scaled down")?;
-        let rolled_back_at = report
-            .delivered_at(Kind::Rollout, back_rv)
-            .context("the rollback was delivered")?;
-        let waited = between(rolled_back_at, scaled.at);
-        ensure!(
-            waited >= Duration::from_millis(1000),
-            "the preview kept its pods for scaleDownDelaySeconds (2); it waited {waited:?}"
-        );
+        let stable_kept = "the stable version kept its pods and got no deadline";
+        check_kept_pods(&report, &old, N, u64::MAX, stable_kept)?;
+        let rollback = (Kind::Rollout, back_rv);
+        scaled_down_after_delay(&report, &new, back_rv, rollback, "the preview")?;
         let sets = s.replica_sets().await?;
         ensure!(
             sets.len() == 2,
@@ -478,8 +421,7 @@ async fn given_a_previewed_release_when_the_template_goes_back_to_the_stable_one
         );
         Ok(())
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -487,8 +429,7 @@ async fn given_pre_promotion_analysis_that_fails_when_the_preview_is_ready_then_
 -> Result<()> {
     let spec = blue_green().pre_promotion(FAILING);
     bluegreen::run("it-bg-prefail-", async |s| {
-        let old = deploy(s, &spec).await?;
-        let (new, patch_rv) = s.patch_spec(version_patch("v2")).await?;
+        let Release { old, new, patch_rv } = release_v2(s, &spec).await?;
         let degraded = s
             .wait("aborted by the failed pre-promotion run", |r| {
                 aborted(r)
@@ -497,22 +438,13 @@ async fn given_pre_promotion_analysis_that_fails_when_the_preview_is_ready_then_
             })
             .await?;
         let run = pre_promotion_run(&degraded).context("the run")?;
-        ensure!(
-            run.name.starts_with(&format!("{ROLLOUT}-{new}-pre-")),
-            "run name {}",
-            run.name
-        );
+        check_run_name(&run.name, &new, Gate::Pre)?;
         check_run_owned(s, &run.name, AnalysisPhase::Failed).await?;
         ensure!(stable(&degraded).as_deref() == Some(old.as_str()));
-        s.wait_replica_set(&new, 0).await?;
-        s.wait_event("RolloutAborted", |e| e.warning).await?;
+        wait_aborted_scaled_down(s, &new).await?;
 
         let report = s.report().await?;
-        let active = selector_history(&report, ACTIVE_SERVICE);
-        ensure!(
-            active == selectors_from_start(&[&old]),
-            "the active Service never left the old version: {active:?}"
-        );
+        check_active_stayed(&report, &old)?;
         ensure!(
             selected(&report, PREVIEW_SERVICE, &new, patch_rv).is_some(),
             "the preview Service selected the new version"
@@ -539,14 +471,12 @@ async fn given_pre_promotion_analysis_that_fails_when_the_preview_is_ready_then_
         );
         Ok(())
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The AnalysisRun `name` exists in `phase`, owned by the Rollout and labelled with its name.
 async fn check_run_owned(s: &Scenario, name: &str, phase: AnalysisPhase) -> Result<AnalysisRun> {
-    let api: Api<AnalysisRun> = Api::namespaced(s.client.clone(), &s.ns);
-    let run = api.get(name).await.context("the AnalysisRun exists")?;
+    let run = analysis_run(s, name).await?;
     ensure!(
         run.status.as_ref().and_then(|st| st.phase) == Some(phase),
         "run {name} is {phase:?}: {:?}",
@@ -576,8 +506,7 @@ async fn given_post_promotion_analysis_that_fails_after_the_switch_then_the_acti
         .post_promotion(FAILING_SLOWLY)
         .scale_down_delay_seconds(1);
     bluegreen::run("it-bg-postfail-", async |s| {
-        let old = deploy(s, &spec).await?;
-        let (new, patch_rv) = s.patch_spec(version_patch("v2")).await?;
+        let Release { old, new, patch_rv } = release_v2(s, &spec).await?;
         wait_service(s, ACTIVE_SERVICE, &new).await?;
         let running = s
             .wait("the post-promotion run is recorded", |r| {
@@ -585,11 +514,7 @@ async fn given_post_promotion_analysis_that_fails_after_the_switch_then_the_acti
             })
             .await?;
         let run = post_promotion_run(&running).context("the run")?.clone();
-        ensure!(
-            run.name.starts_with(&format!("{ROLLOUT}-{new}-post-")),
-            "run name {}",
-            run.name
-        );
+        check_run_name(&run.name, &new, Gate::Post)?;
         ensure!(
             stable(&running).as_deref() == Some(old.as_str()),
             "not promoted while the post-promotion analysis runs"
@@ -619,13 +544,9 @@ async fn given_post_promotion_analysis_that_fails_after_the_switch_then_the_acti
             latency < Duration::from_secs(1),
             "switched back within one analysis interval (1 s): {latency:?}"
         );
-        s.wait("aborted: Degraded", |r| {
-            aborted(r) && phase(r) == Some(RolloutPhase::Degraded)
-        })
-        .await?;
+        wait_degraded(s).await?;
         check_run_owned(s, &run.name, AnalysisPhase::Failed).await?;
-        s.wait_replica_set(&new, 0).await?;
-        s.wait_event("RolloutAborted", |e| e.warning).await?;
+        wait_aborted_scaled_down(s, &new).await?;
 
         let report = s.report().await?;
         let active = selector_history(&report, ACTIVE_SERVICE);
@@ -633,22 +554,13 @@ async fn given_post_promotion_analysis_that_fails_after_the_switch_then_the_acti
             active == selectors_from_start(&[&old, &new, &old]),
             "switched to the new version and back: {active:?}"
         );
-        let old_history = replica_set_history(&report, &old);
+        let old_kept = "the old version kept all its pods and never got a deadline";
+        check_kept_pods(&report, &old, N, u64::MAX, old_kept)?;
         ensure!(
-            old_history
-                .iter()
-                .all(|v| v.replicas == i64::from(N) && v.deadline.is_none()),
-            "the old version kept all its pods and never got a deadline: {old_history:?}"
-        );
-        ensure!(
-            report
-                .rollout_statuses()
-                .filter(|(rv, _)| *rv > patch_rv)
-                .all(|(_, st)| st.get("stableRS").and_then(|h| h.as_str()) == Some(old.as_str())),
+            stable_throughout(&report, &old, patch_rv, u64::MAX),
             "stableRS never named the failed version"
         );
         Ok(())
     })
-    .await?;
-    Ok(())
+    .await
 }

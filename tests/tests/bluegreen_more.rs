@@ -11,48 +11,22 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
-use kube::api::Api;
+use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
-use sluice_controller::cli::{self, Cli, Exit, Output};
-use sluice_crds::{AnalysisPhase, AnalysisRun, PauseReason, RolloutPhase};
+use sluice_crds::{AnalysisPhase, PauseReason, RolloutPhase};
 use sluice_tests::bluegreen::{
-    self, ACTIVE_SERVICE, FAILING_LATE, INCONCLUSIVE, PREVIEW_SERVICE, active_selector, blue_green,
-    deploy, pre_promotion_run, preview_selector, replica_set_history, scaled_to_zero, selected,
-    selector_history, wait_available, wait_paused, wait_run, wait_service,
+    self, ACTIVE_SERVICE, FAILING_LATE, Gate, HOLD, INCONCLUSIVE, PREVIEW_SERVICE, Release,
+    active_selector, analysis_run, blue_green, check_deadline_persisted, check_held,
+    check_kept_pods, check_run_name, deploy, paused_preview, pre_promotion_run, preview_selector,
+    release_v2, replica_set_history, scaled_down_after_delay, selected, selector_history,
+    selectors_from_start, stable_throughout, wait_available, wait_paused, wait_run, wait_service,
 };
 use sluice_tests::fixtures::{ROLLOUT, version_patch};
+use sluice_tests::kubectl::sluice_ok as sluice;
 use sluice_tests::monitor::{Kind, Report};
-use sluice_tests::scenario::{Scenario, current_hash, phase, stable};
+use sluice_tests::scenario::{current_hash, phase, stable};
 
 const N: i32 = 4;
-
-/// How long a scenario watches a held release to show that nothing moves: a named sleep, not a
-/// stand-in for a condition, because showing an absence takes time passing.
-const HOLD: Duration = Duration::from_secs(3);
-
-/// The user's Services start without a hash; every later selector is Sluice's.
-fn selectors_from_start(hashes: &[&str]) -> Vec<Option<String>> {
-    std::iter::once(None)
-        .chain(hashes.iter().map(|h| Some((*h).to_owned())))
-        .collect()
-}
-
-/// Runs `kubectl sluice -n NS ARGS...` in-process; fails unless it succeeds. Returns what it
-/// printed.
-async fn sluice(ns: &str, args: &[&str]) -> Result<String> {
-    let argv = ["kubectl-sluice", "-n", ns]
-        .into_iter()
-        .chain(args.iter().copied());
-    let cli = Cli::from_args(argv).context("parsing the command line")?;
-    let mut out = Output::plain(Vec::new());
-    let outcome = cli::run(cli, &mut out).await;
-    let text = String::from_utf8(out.out)?;
-    match outcome {
-        Ok(Exit::Ok) => Ok(text),
-        other => bail!("kubectl sluice {args:?}: expected success, got {other:?}; output:\n{text}"),
-    }
-}
 
 /// The first recorded Rollout version after `after` for which `pred` holds; its revision.
 fn rollout_rv(report: &Report, after: u64, pred: impl Fn(&Value) -> bool) -> Option<u64> {
@@ -87,19 +61,6 @@ fn pre_run_names(report: &Report, after: u64) -> Vec<&str> {
     names
 }
 
-/// Every recorded status between `after` and `until` (exclusive) names `hash` as stable.
-fn stable_throughout(report: &Report, hash: &str, after: u64, until: u64) -> bool {
-    report
-        .rollout_statuses()
-        .filter(|(rv, _)| *rv > after && *rv < until)
-        .all(|(_, st)| st.get("stableRS").and_then(Value::as_str) == Some(hash))
-}
-
-async fn analysis_run(s: &Scenario, name: &str) -> Result<AnalysisRun> {
-    let api: Api<AnalysisRun> = Api::namespaced(s.client.clone(), &s.ns);
-    api.get(name).await.context("the AnalysisRun exists")
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. An Inconclusive pre-promotion analysis pauses; a promote continues to the switch.
 
@@ -108,17 +69,12 @@ async fn given_pre_promotion_analysis_that_is_inconclusive_when_the_preview_is_r
 -> Result<()> {
     let spec = blue_green().pre_promotion(INCONCLUSIVE);
     bluegreen::run("it-bgm-unsure-", async |s| {
-        let old = deploy(s, &spec).await?;
-        let (new, patch_rv) = s.patch_spec(version_patch("v2")).await?;
+        let Release { old, new, patch_rv } = release_v2(s, &spec).await?;
         let paused = wait_paused(s, &new, PauseReason::InconclusiveAnalysisRun).await?;
         ensure!(active_selector(&paused).as_deref() == Some(old.as_str()));
         ensure!(stable(&paused).as_deref() == Some(old.as_str()));
         let run = pre_promotion_run(&paused).context("status names the pre-promotion run")?;
-        ensure!(
-            run.name.starts_with(&format!("{ROLLOUT}-{new}-pre-")),
-            "run name {}",
-            run.name
-        );
+        check_run_name(&run.name, &new, Gate::Pre)?;
         ensure!(run.status == AnalysisPhase::Inconclusive, "{run:?}");
         let run_name = run.name.clone();
         let stored = analysis_run(s, &run_name).await?;
@@ -131,11 +87,7 @@ async fn given_pre_promotion_analysis_that_is_inconclusive_when_the_preview_is_r
         s.wait_event("RolloutPaused", |e| e.note.contains("Inconclusive"))
             .await?;
 
-        tokio::time::sleep(HOLD).await;
-        ensure!(
-            s.service_hash(ACTIVE_SERVICE).await?.as_deref() == Some(old.as_str()),
-            "an Inconclusive verdict never switches by itself"
-        );
+        check_held(s, &old, "an Inconclusive verdict never switches by itself").await?;
         let said = sluice(&s.ns, &["promote", ROLLOUT]).await?;
         ensure!(
             said.contains("promoted") && said.contains("Inconclusive"),
@@ -154,8 +106,7 @@ async fn given_pre_promotion_analysis_that_is_inconclusive_when_the_preview_is_r
         );
         Ok(())
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The Rollout paused for the Inconclusive run with the old version active and stable, the
@@ -179,9 +130,21 @@ fn check_switched_only_after_promote(
         "the active Service switched (rv {}) only after the promote (rv {promote_rv})",
         switch.rv
     );
+    check_one_switch(report, [old, new], patch_rv, promote_rv, "while paused")
+}
+
+/// The old version stayed stable from the template change at `patch_rv` until `until` (`when`
+/// says what that was), and the active Service moved once, from `old` to `new`.
+fn check_one_switch(
+    report: &Report,
+    [old, new]: [&str; 2],
+    patch_rv: u64,
+    until: u64,
+    when: &str,
+) -> Result<()> {
     ensure!(
-        stable_throughout(report, old, patch_rv, promote_rv),
-        "the old version stayed stable while paused"
+        stable_throughout(report, old, patch_rv, until),
+        "the old version stayed stable {when}"
     );
     let active = selector_history(report, ACTIVE_SERVICE);
     ensure!(
@@ -237,8 +200,7 @@ async fn given_spec_paused_when_the_template_changes_then_no_preview_replica_set
         let report = s.report().await?;
         check_nothing_moved_before_resume(&report, &old, &new, patch_rv)
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Nothing of the new version (its ReplicaSet, either Service onto it) appeared before the
@@ -289,18 +251,14 @@ async fn given_a_pre_promotion_analysis_still_running_when_fully_promoted_with_t
 -> Result<()> {
     let spec = blue_green().pre_promotion(FAILING_LATE);
     bluegreen::run("it-bgm-full-", async |s| {
-        let old = deploy(s, &spec).await?;
-        let (new, patch_rv) = s.patch_spec(version_patch("v2")).await?;
+        let Release { old, new, patch_rv } = release_v2(s, &spec).await?;
         let running = s
             .wait("the pre-promotion run is recorded", |r| {
                 pre_promotion_run(r).is_some()
             })
             .await?;
         let run_name = pre_promotion_run(&running).context("the run")?.name.clone();
-        ensure!(
-            run_name.starts_with(&format!("{ROLLOUT}-{new}-pre-")),
-            "run name {run_name}"
-        );
+        check_run_name(&run_name, &new, Gate::Pre)?;
         // Promote once the run has measured (it is under way, not merely created).
         wait_run(s, &run_name, "the run has a failed measurement", |r| {
             r.status.as_ref().is_some_and(|st| {
@@ -345,8 +303,7 @@ async fn given_a_pre_promotion_analysis_still_running_when_fully_promoted_with_t
         let report = s.report().await?;
         check_switched_before_a_verdict(&report, &old, &new, patch_rv)
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Until the switch, the status recorded the pre-promotion run without a verdict, the
@@ -378,16 +335,7 @@ fn check_switched_before_a_verdict(
         "promoteFull (rv {full_rv}) before the switch (rv {})",
         switch.rv
     );
-    ensure!(
-        stable_throughout(report, old, patch_rv, switch.rv),
-        "the old version stayed stable until the switch"
-    );
-    let active = selector_history(report, ACTIVE_SERVICE);
-    ensure!(
-        active == selectors_from_start(&[old, new]),
-        "the active Service moved once: {active:?}"
-    );
-    Ok(())
+    check_one_switch(report, [old, new], patch_rv, switch.rv, "until the switch")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -398,9 +346,12 @@ async fn given_a_paused_preview_when_a_second_template_arrives_then_the_preview_
 -> Result<()> {
     let spec = blue_green().manual_promotion();
     bluegreen::run("it-bgm-supersede-", async |s| {
-        let old = deploy(s, &spec).await?;
-        let (first, _) = s.patch_spec(version_patch("v2")).await?;
-        wait_paused(s, &first, PauseReason::BlueGreenPause).await?;
+        let (
+            Release {
+                old, new: first, ..
+            },
+            _,
+        ) = paused_preview(s, &spec).await?;
         wait_service(s, PREVIEW_SERVICE, &first).await?;
         wait_available(s, &first, N).await?;
 
@@ -413,11 +364,7 @@ async fn given_a_paused_preview_when_a_second_template_arrives_then_the_preview_
         wait_available(s, &second, N).await?;
         s.wait_replica_set(&first, 0).await?;
 
-        tokio::time::sleep(HOLD).await;
-        ensure!(
-            s.service_hash(ACTIVE_SERVICE).await?.as_deref() == Some(old.as_str()),
-            "still on the old version without a promote"
-        );
+        check_held(s, &old, "still on the old version without a promote").await?;
         let said = sluice(&s.ns, &["promote", ROLLOUT]).await?;
         ensure!(said.contains("promoted"), "promote confirms: {said}");
         s.wait_released(&second).await?;
@@ -427,8 +374,7 @@ async fn given_a_paused_preview_when_a_second_template_arrives_then_the_preview_
         let report = s.report().await?;
         check_superseded(&report, [&old, &first, &second], second_rv)
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The active Service went from `old` straight to `second`; the preview Service followed every
@@ -449,24 +395,10 @@ fn check_superseded(
         preview == selectors_from_start(&[old, first, second]),
         "the preview Service followed the templates: {preview:?}"
     );
+    let superseded = (Kind::Rollout, second_rv);
     let scaled =
-        scaled_to_zero(report, first, second_rv).context("the first preview scaled down")?;
-    let history = replica_set_history(report, first);
-    ensure!(
-        history
-            .iter()
-            .any(|v| v.rv > second_rv && v.rv < scaled.rv && v.deadline.is_some()),
-        "the deadline was persisted before the scale-down: {history:?}"
-    );
-    let superseded_at = report
-        .delivered_at(Kind::Rollout, second_rv)
-        .context("the second template was delivered")?;
-    let waited = bluegreen::between(superseded_at, scaled.at);
-    // scaleDownDelaySeconds is 2; deadlines are stored with second precision.
-    ensure!(
-        waited >= Duration::from_millis(1000),
-        "the first preview kept its pods for the scale-down delay; it waited {waited:?}"
-    );
+        scaled_down_after_delay(report, first, second_rv, superseded, "the first preview")?;
+    check_deadline_persisted(report, first, second_rv, &scaled)?;
     let switch = selected(report, ACTIVE_SERVICE, second, second_rv).context("the switch")?;
     ensure!(
         scaled.rv < switch.rv,
@@ -474,15 +406,8 @@ fn check_superseded(
         scaled.rv,
         switch.rv
     );
-    let old_history = replica_set_history(report, old);
-    ensure!(
-        old_history
-            .iter()
-            .filter(|v| v.rv < switch.rv)
-            .all(|v| v.replicas == i64::from(N) && v.deadline.is_none()),
-        "the stable version kept its pods and got no deadline before the switch: {old_history:?}"
-    );
-    Ok(())
+    let stable_kept = "the stable version kept its pods and got no deadline before the switch";
+    check_kept_pods(report, old, N, switch.rv, stable_kept)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -493,9 +418,7 @@ async fn given_a_blue_green_release_paused_before_the_switch_when_shown_with_the
 -> Result<()> {
     let spec = blue_green().manual_promotion();
     bluegreen::run("it-bgm-cli-", async |s| {
-        let old = deploy(s, &spec).await?;
-        let (new, _) = s.patch_spec(version_patch("v2")).await?;
-        wait_paused(s, &new, PauseReason::BlueGreenPause).await?;
+        let (Release { old, new, .. }, _) = paused_preview(s, &spec).await?;
         wait_available(s, &new, N).await?;
 
         let view = sluice(&s.ns, &["get", "rollout", ROLLOUT]).await?;
@@ -525,8 +448,7 @@ async fn given_a_blue_green_release_paused_before_the_switch_when_shown_with_the
         )?;
         check_row(&view, &format!("⧉ {ROLLOUT}-{new}"), "stable, active")
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Each of `expected` is somewhere in the view.

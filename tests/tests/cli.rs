@@ -15,32 +15,13 @@ use std::process::Stdio;
 use anyhow::{Context, Result, bail, ensure};
 use kube::api::{Api, PostParams};
 use serde_json::json;
-use sluice_controller::cli::{self, Cli, CliError, Exit, Output};
+use sluice_controller::cli::Exit;
 use sluice_crds::{AnalysisTemplate, RolloutPhase};
 use sluice_tests::fixtures::{ROLLOUT, Split, pause, rollout, set_weight};
+use sluice_tests::kubectl::{sluice, sluice_ok};
 use sluice_tests::scenario::{self, aborted, phase, verified_weight};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::OnceCell;
-
-/// Runs `kubectl sluice -n NS ARGS...` in-process; returns the outcome and what it printed.
-async fn sluice(ns: &str, args: &[&str]) -> Result<(Result<Exit, CliError>, String)> {
-    let argv = ["kubectl-sluice", "-n", ns]
-        .into_iter()
-        .chain(args.iter().copied());
-    let cli = Cli::from_args(argv).context("parsing the command line")?;
-    let mut out = Output::plain(Vec::new());
-    let outcome = cli::run(cli, &mut out).await;
-    Ok((outcome, String::from_utf8(out.out)?))
-}
-
-/// Like [`sluice`], for a command that must succeed; returns its output.
-async fn sluice_ok(ns: &str, args: &[&str]) -> Result<String> {
-    let (outcome, text) = sluice(ns, args).await?;
-    match outcome {
-        Ok(Exit::Ok) => Ok(text),
-        other => bail!("kubectl sluice {args:?}: expected success, got {other:?}; output:\n{text}"),
-    }
-}
 
 /// The built plugin binary (built once per test process).
 async fn plugin() -> Result<&'static PathBuf> {
