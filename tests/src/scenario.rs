@@ -279,10 +279,10 @@ impl Scenario {
         K::DynamicType: Default,
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), &self.ns);
-        wait_for_object(api, name, WAIT, what, move |o: Option<&K>| {
-            o.is_some_and(&cond)
-        })
-        .await
+        let cond = move |o: Option<&K>| o.is_some_and(&cond);
+        // On the heap: a watch's future is large, and scenario helpers nest waits several
+        // levels deep; inline, their futures overflow a test thread's stack in debug builds.
+        Box::pin(wait_for_object(api, name, WAIT, what, cond)).await
     }
 
     /// Waits until the Rollout is paused at step `index` with the canary weight `weight`
