@@ -307,6 +307,8 @@ pub fn field_value(rollout: &Rollout, path: &str) -> Option<String> {
     }
 }
 
+/// The segments of `path`; `None` for a path of another form (`[0]`, `["x"]`, an empty
+/// segment). Every step consumes input, so any text ends the loop.
 fn split_path(path: &str) -> Option<Vec<String>> {
     let mut out = Vec::new();
     let mut rest = path;
@@ -318,6 +320,9 @@ fn split_path(path: &str) -> Option<Vec<String>> {
         } else {
             let rest_trimmed = rest.strip_prefix('.').unwrap_or(rest);
             let end = rest_trimmed.find(['.', '[']).unwrap_or(rest_trimmed.len());
+            if end == 0 {
+                return None;
+            }
             out.push(rest_trimmed[..end].to_owned());
             rest = &rest_trimmed[end..];
         }
@@ -524,5 +529,15 @@ mod tests {
         assert_eq!(field_value(&rollout, "spec.replicas").as_deref(), Some("3"));
         assert_eq!(field_value(&rollout, "metadata.labels['missing']"), None);
         assert_eq!(field_value(&rollout, "metadata.labels['unterminated"), None);
+        // Forms the path syntax does not have are "not found", never a hang.
+        for unsupported in [
+            "spec.template.spec.containers[0].image",
+            "metadata.labels[\"app\"]",
+            "metadata..name",
+            "metadata.",
+            "[0]",
+        ] {
+            assert_eq!(field_value(&rollout, unsupported), None, "{unsupported}");
+        }
     }
 }
