@@ -21,7 +21,7 @@ use super::analysis::{self, RunKind};
 use super::cleanup::{self, Serving};
 use super::deadline::{check_deadline, keep_deadline};
 use super::pause::{Pause, pause_done};
-use super::replicas::{ensure_scale, point_service, progressing, waiting_for};
+use super::replicas::{ensure_scale, healthy_or_waiting, point_service, progressing, waiting_for};
 use super::{BlueGreenState, Draft, Intent, Outcome};
 use crate::rollout::model::{BlueGreen, Observed, PauseReason, ReplicaSetView, ValidatedRollout};
 
@@ -36,7 +36,7 @@ pub(crate) fn plan(r: &ValidatedRollout, b: &BlueGreen, o: &Observed, d: &mut Dr
         Some(stable) if stable.hash == r.template_hash => settle(r, b, o, d, stable),
         Some(stable) => release(r, b, o, d, stable),
     };
-    out.blue_green = Some(selectors(b, o, d, out.blue_green.take()));
+    out.blue_green = Some(selectors(b, o, d, out.promoting));
     out
 }
 
@@ -46,12 +46,7 @@ fn active(o: &Observed) -> Option<&str> {
 }
 
 /// What the Services select once the plan is applied, and the checkpoint.
-fn selectors(
-    b: &BlueGreen,
-    o: &Observed,
-    d: &Draft,
-    state: Option<BlueGreenState>,
-) -> BlueGreenState {
+fn selectors(b: &BlueGreen, o: &Observed, d: &Draft, promoting: bool) -> BlueGreenState {
     let pointed = |service: &str, now: Option<&str>| {
         d.intents
             .iter()
@@ -68,19 +63,8 @@ fn selectors(
             .preview_service
             .as_deref()
             .and_then(|s| pointed(s, o.canary_service_hash.as_deref())),
-        promoting: state.is_some_and(|s| s.promoting),
-    }
-}
-
-fn promoting(out: &Outcome) -> bool {
-    out.blue_green.as_ref().is_some_and(|s| s.promoting)
-}
-
-fn set_promoting(out: &mut Outcome, promoting: bool) {
-    out.blue_green = Some(BlueGreenState {
         promoting,
-        ..BlueGreenState::default()
-    });
+    }
 }
 
 /// No stable version yet: the first template at full size, then both Services onto it.
@@ -155,12 +139,9 @@ fn fully_available(r: &ValidatedRollout, o: &Observed, hash: &str) -> bool {
         .is_some_and(|rs| rs.available >= r.replicas && rs.replicas >= r.replicas)
 }
 
-fn healthy_or_waiting(o: &Observed, hash: &str, replicas: i32, done: bool) -> (String, String) {
-    if done {
-        progressing("NewReplicaSetAvailable", "Rollout is healthy".into())
-    } else {
-        progressing("ReplicaSetUpdated", waiting_for(o, hash, replicas))
-    }
+/// The persisted status already tracks this template: its pause and runs are this release's.
+fn same_release(r: &ValidatedRollout, o: &Observed) -> bool {
+    o.persisted.current_hash.as_deref() == Some(r.template_hash.as_str())
 }
 
 /// A new template is being released against the stable one.
@@ -173,20 +154,17 @@ fn release(
 ) -> Outcome {
     let mut out = Outcome::carry(o, Some(&stable.hash));
     out.current_step_index = None;
-    set_promoting(&mut out, o.persisted.promoting);
-    let resumed = o.persisted.current_hash.as_deref() == Some(r.template_hash.as_str());
+    let resumed = same_release(r, o);
     if !resumed {
         // A new revision (first preview, or one superseding a preview): start over.
         out.start_fresh();
-        out.step_run = None;
-        out.background_run = None;
-        set_promoting(&mut out, false);
     }
-    if !out.abort && o.persisted.aborted_at.is_some() {
-        // A retry: the failed attempt's runs and checkpoint decide nothing now.
+    let retried = !out.abort && o.persisted.aborted_at.is_some();
+    if !resumed || retried {
+        // The earlier attempt's runs and checkpoint decide nothing now.
         out.step_run = None;
         out.background_run = None;
-        set_promoting(&mut out, false);
+        out.promoting = false;
     }
     if out.abort {
         let mut aborted = abort(r, b, o, d, stable, out.aborted_at);
@@ -231,7 +209,7 @@ fn stages(
     let switched = active(o) == Some(new) && fully_available(r, o, new);
     if switched {
         // The switch happened (its status write may have been lost): it had begun.
-        set_promoting(&mut out, true);
+        out.promoting = true;
     }
     let superseded = active(o).is_some_and(|a| a != new && a != stable.hash);
     if superseded && fully_available(r, o, &stable.hash) {
@@ -241,7 +219,7 @@ fn stages(
     }
     let keep = [stable.hash.as_str(), new];
     cleanup::scale_down_others(r, Serving::BlueGreen, o, d, &keep, Some(b.scale_down_delay));
-    let wanted = if promoting(&out) {
+    let wanted = if out.promoting {
         r.replicas
     } else {
         b.preview_replicas
@@ -260,10 +238,10 @@ fn stages(
         out.progress = progressing("ReplicaSetUpdated", waiting_for(o, new, wanted));
         return out;
     }
-    if !promoting(&out) {
+    if !out.promoting {
         match before_switch(r, b, o, d, &mut out) {
             Ok(true) => {
-                set_promoting(&mut out, true);
+                out.promoting = true;
                 out.unpause();
                 // Scale up at once rather than a reconcile later.
                 if b.preview_replicas < r.replicas {
@@ -305,7 +283,7 @@ fn before_switch(
     if out.promote_full {
         return Ok(true);
     }
-    let resumed = o.persisted.current_hash.as_deref() == Some(r.template_hash.as_str());
+    let resumed = same_release(r, o);
     if b.pre_promotion_analysis {
         let passed = gate(r, o, d, out, RunKind::PrePromotion, resumed)?;
         if !passed {
@@ -345,8 +323,7 @@ fn after_switch(
     if !b.post_promotion_analysis || out.promote_full {
         return Ok(true);
     }
-    let resumed = o.persisted.current_hash.as_deref() == Some(r.template_hash.as_str());
-    gate(r, o, d, out, RunKind::PostPromotion, resumed)
+    gate(r, o, d, out, RunKind::PostPromotion, same_release(r, o))
 }
 
 /// One analysis gate: `Ok(true)` once its run passed (or an inconclusive one was promoted),
@@ -373,7 +350,7 @@ fn promoted(r: &ValidatedRollout, mut out: Outcome) -> Outcome {
     out.unpause();
     out.promote_full = false;
     out.stable_hash = Some(r.template_hash.clone());
-    set_promoting(&mut out, false);
+    out.promoting = false;
     out.completed = true;
     out.progress = progressing("NewReplicaSetAvailable", "Rollout is healthy".into());
     out
@@ -408,7 +385,7 @@ fn abort(
     out.current_step_index = None;
     out.unpause();
     out.promote_full = false;
-    set_promoting(&mut out, false);
+    out.promoting = false;
     ensure_scale(r, o, d, &stable.hash, r.replicas);
     let returned = active(o) == Some(stable.hash.as_str());
     if !returned && fully_available(r, o, &stable.hash) {

@@ -11,7 +11,7 @@ use super::analysis::{self, Gate, RunKind};
 use super::cleanup::{self, Serving};
 use super::deadline::{check_deadline, keep_deadline};
 use super::pause::{Pause, pause_done, step_complete};
-use super::replicas::{ensure_scale, point_service, progressing, waiting_for};
+use super::replicas::{ensure_scale, healthy_or_waiting, point_service, progressing, waiting_for};
 use super::target::Target;
 use super::{Draft, Intent, Outcome};
 use crate::rollout::model::{
@@ -123,11 +123,7 @@ fn settle(
         &protected,
         Some(c.scale_down_delay),
     );
-    out.progress = if out.completed {
-        progressing("NewReplicaSetAvailable", "Rollout is healthy".into())
-    } else {
-        progressing("ReplicaSetUpdated", waiting_for(o, hash, r.replicas))
-    };
+    out.progress = healthy_or_waiting(o, hash, r.replicas, out.completed);
     // A rollback that cannot get its pods back is stuck like any release (nothing to abort to).
     check_deadline(r, o, d, &mut out);
     out

@@ -106,6 +106,8 @@ pub(crate) struct Outcome {
     pub completed: bool,
     pub step_run: Option<super::model::RunStatus>,
     pub background_run: Option<super::model::RunStatus>,
+    /// Blue-green: the switch has begun (`scaleUpPreviewCheckPoint`); always false for canary.
+    pub promoting: bool,
     /// Blue-green only: what the Services select once this plan is applied.
     pub blue_green: Option<BlueGreenState>,
 }
@@ -139,6 +141,7 @@ impl Outcome {
             completed: false,
             step_run: p.step_run.clone(),
             background_run: p.background_run.clone(),
+            promoting: p.promoting,
             blue_green: None,
         }
     }

@@ -79,3 +79,17 @@ pub(crate) fn waiting_for(o: &Observed, hash: &str, replicas: i32) -> String {
     let available = o.replica_set(hash).map_or(0, |rs| rs.available);
     format!("waiting for ReplicaSet {hash}: {available}/{replicas} available")
 }
+
+/// `Progressing` once `hash` serves at full size (`done`), or how far it still is.
+pub(crate) fn healthy_or_waiting(
+    o: &Observed,
+    hash: &str,
+    replicas: i32,
+    done: bool,
+) -> (String, String) {
+    if done {
+        progressing("NewReplicaSetAvailable", "Rollout is healthy".into())
+    } else {
+        progressing("ReplicaSetUpdated", waiting_for(o, hash, replicas))
+    }
+}
