@@ -16,7 +16,6 @@ use chrono::Utc;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, PostParams};
-use tokio::sync::watch;
 
 /// Timing of the election (Argo Rollouts' defaults: 15 s lease, 10 s renew deadline, 2 s retry).
 #[derive(Clone, Debug)]
@@ -74,22 +73,30 @@ impl Elector {
         }
     }
 
-    /// Keeps renewing; returns when leadership is lost. `leading` turns false at that moment.
-    pub async fn run(&self, leading: watch::Sender<bool>) {
-        let _ = leading.send(true);
+    /// Keeps renewing; returns when leadership is lost: someone else holds the Lease, or no
+    /// renewal was confirmed within the renew deadline. A renewal request still unanswered at
+    /// the deadline is abandoned (an API server that hangs must not keep an old leader writing).
+    pub async fn run(&self) {
+        // Counted from the moment the last confirmed renewal was *sent*: the Lease says
+        // `renewTime` = then, and the other replicas count from there.
         let mut last_renewed = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(self.timing.retry_period).await;
-            match self.try_hold().await {
-                Ok(true) => last_renewed = tokio::time::Instant::now(),
-                Ok(false) => break,
-                Err(e) => tracing::warn!(error = %e, "leader election: renewal failed"),
+            let deadline = last_renewed + self.timing.renew_deadline;
+            let sent = tokio::time::Instant::now();
+            match tokio::time::timeout_at(deadline, self.try_hold()).await {
+                Ok(Ok(true)) => last_renewed = sent,
+                Ok(Ok(false)) => return,
+                Ok(Err(e)) => tracing::warn!(error = %e, "leader election: renewal failed"),
+                Err(_) => {
+                    tracing::warn!("leader election: no renewal confirmed within the deadline");
+                    return;
+                }
             }
             if last_renewed.elapsed() > self.timing.renew_deadline {
-                break;
+                return;
             }
         }
-        let _ = leading.send(false);
     }
 
     /// Gives the Lease up (clean shutdown).
@@ -204,6 +211,37 @@ mod tests {
             lease_duration_seconds: Some(duration),
             ..LeaseSpec::default()
         }
+    }
+
+    /// An API server that accepts connections and never answers.
+    async fn silent_client() -> kube::Client {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let uri = format!("http://{addr}").parse().expect("uri");
+        kube::Client::try_from(kube::Config::new(uri)).expect("client")
+    }
+
+    #[tokio::test]
+    async fn a_renewal_the_api_server_never_answers_ends_leadership_at_the_deadline() {
+        let timing = Timing {
+            lease_duration: Duration::from_secs(3),
+            renew_deadline: Duration::from_millis(300),
+            retry_period: Duration::from_millis(50),
+        };
+        let elector = Elector::new(silent_client().await, "ns", "lease", "me".into(), timing);
+        let started = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(5), elector.run())
+            .await
+            .expect("run returns when the renew deadline passes");
+        assert!(started.elapsed() >= Duration::from_millis(300));
     }
 
     #[test]

@@ -126,10 +126,9 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
     match &elector {
         None => controller.await,
         Some(elector) => {
-            let (leading, _) = tokio::sync::watch::channel(true);
             tokio::select! {
                 () = controller => elector.release().await,
-                () = elector.run(leading) => {
+                () = elector.run() => {
                     endpoints.ready.store(false, Ordering::Relaxed);
                     anyhow::bail!("lost the leader Lease; exiting so that only the new leader writes");
                 }
