@@ -17,7 +17,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use prometheus_client::registry::Registry;
 
-use crate::analysis_run::{self, AnalysisMetrics};
+use crate::analysis_run::{self, AnalysisMetrics, analysis_run_resource};
 use crate::context::{Backoff, Context, Superseded, rollout_resource};
 use crate::http::{self, Endpoints};
 use crate::leader::{Elector, Timing};
@@ -167,12 +167,6 @@ fn strip_replica_set(rs: &mut ReplicaSet) {
     if let Some(spec) = rs.spec.as_mut() {
         spec.template = None;
     }
-}
-
-fn analysis_run_resource() -> kube::core::ApiResource {
-    let gvk =
-        kube::core::GroupVersionKind::gvk(sluice_crds::GROUP, sluice_crds::VERSION, "AnalysisRun");
-    kube::core::ApiResource::from_gvk_with_plural(&gvk, "analysisruns")
 }
 
 /// The AnalysisRuns of Rollouts (by label), as dynamic objects with measurements stripped:
