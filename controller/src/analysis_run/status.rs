@@ -13,7 +13,7 @@ use serde_json::json;
 use sluice_analysis::time::to_api;
 use sluice_crds::{API_VERSION, AnalysisPhase, AnalysisRun, AnalysisRunStatus};
 
-use crate::rollout::apply::FIELD_MANAGER;
+use crate::FIELD_MANAGER;
 
 /// Writes `status` unless the stored one is equal. Returns whether a write happened.
 pub async fn write(

@@ -22,8 +22,8 @@ use sluice_crds::{
     ValueFrom,
 };
 
-use super::apply::FIELD_MANAGER;
 use super::plan::RunKind;
+use crate::FIELD_MANAGER;
 use crate::replicaset::{HASH_LABEL, Owner};
 
 /// Label naming the Rollout an AnalysisRun belongs to.

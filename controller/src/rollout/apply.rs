@@ -14,13 +14,11 @@ use serde_json::json;
 
 use super::analysis::{AnalysisError, RunRequest};
 use super::plan::{Intent, RunKind};
+use crate::FIELD_MANAGER;
 use crate::replicaset::{self, HASH_LABEL, Owner, REVISION_ANNOTATION, SCALE_DOWN_ANNOTATION};
 use crate::traffic::{TrafficError, TrafficRouter};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-
-/// Field manager of every Sluice write, so GitOps tools can ignore exactly these fields.
-pub const FIELD_MANAGER: &str = "sluice";
 
 /// What the apply stage writes against: the Rollout's identity and its pod template.
 pub struct Target<'a> {

@@ -14,8 +14,8 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use sluice_crds::Rollout;
 
-use super::apply::FIELD_MANAGER;
 use super::validate::validate;
+use crate::FIELD_MANAGER;
 use crate::traffic::istio::IstioRouter;
 use crate::traffic::{TrafficError, TrafficRouter};
 

@@ -16,11 +16,12 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use sluice_crds::Rollout;
 
-use super::apply::{self, ApplyError, FIELD_MANAGER};
+use super::apply::{self, ApplyError};
 use super::observe::{self, ObserveError, ServiceNames};
 use super::plan::{Plan, plan};
 use super::validate::{Validated, validate};
 use super::{events, finalizer, status};
+use crate::FIELD_MANAGER;
 use crate::context::Context;
 use crate::traffic::TrafficError;
 use crate::traffic::istio::IstioRouter;

@@ -15,12 +15,12 @@ use serde_json::json;
 use sluice_crds as api;
 use sluice_crds::{Rollout, RolloutStatus};
 
-use super::apply::FIELD_MANAGER;
 use super::model::{
     Condition, ConditionKind, PauseCondition, PauseReason, Persisted, RunPhase, RunStatus,
 };
 use super::plan::{NextStatus, Phase};
 use super::validate::Validated;
+use crate::FIELD_MANAGER;
 use crate::time::{from_api, to_api};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 

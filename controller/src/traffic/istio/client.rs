@@ -15,8 +15,7 @@ use super::config::{IstioConfig, VirtualServiceRef};
 use super::{destination_rule, virtual_service};
 use crate::traffic::{DesiredTraffic, ObservedTraffic, TrafficError, TrafficRouter};
 
-/// The field manager of every Sluice write, so GitOps tools can ignore exactly these fields.
-pub const FIELD_MANAGER: &str = "sluice";
+pub use crate::FIELD_MANAGER;
 
 /// Reads of one object per `apply`: the first one and up to three re-reads after a conflict.
 pub const READS: usize = 4;
