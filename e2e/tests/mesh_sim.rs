@@ -14,13 +14,15 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
-use kube::api::{Api, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
+use sluice_e2e::demo::prometheus;
+use sluice_e2e::demo::watch::virtual_service_resource;
 use sluice_e2e::mesh::{Config, Handle, run};
+use sluice_tests::{eventually, wait_for_object};
 
 const HOW_TO_START: &str =
     "start the local cluster first: `e2e/cluster up && source .cache/run/cluster.env`";
@@ -34,14 +36,6 @@ fn env(name: &str) -> Result<String> {
     std::env::var(name).with_context(|| format!("{name} is not set; {HOW_TO_START}"))
 }
 
-async fn client() -> Result<kube::Client> {
-    let path = env("KUBECONFIG")?;
-    let kubeconfig = kube::config::Kubeconfig::read_from(&path)
-        .with_context(|| format!("cannot read kubeconfig {path}; {HOW_TO_START}"))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    Ok(kube::Client::try_from(config)?)
-}
-
 /// Runs `body` in a fresh namespace `mesh-sim-<random>` and deletes it afterwards, pass or fail.
 async fn with_namespace<F, Fut>(body: F) -> Result<()>
 where
@@ -51,25 +45,9 @@ where
     // Checked up front so a missing variable fails every test the same clear way.
     env("SLUICE_PROMETHEUS_URL")?;
     env("SLUICE_PROMETHEUS_TARGETS_DIR")?;
-    let client = client().await?;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let template = Namespace {
-        metadata: ObjectMeta {
-            generate_name: Some("mesh-sim-".to_owned()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let created = namespaces
-        .create(&PostParams::default(), &template)
-        .await
-        .context(HOW_TO_START)?;
-    let name = created.metadata.name.context("namespace without a name")?;
-    let outcome = body(client, name.clone()).await;
-    let deleted = namespaces.delete(&name, &Default::default()).await;
-    outcome.with_context(|| format!("in namespace {name}"))?;
-    deleted.with_context(|| format!("cannot delete namespace {name}"))?;
-    Ok(())
+    let client = sluice_tests::client().await?;
+    let namespaces = client.clone();
+    sluice_tests::with_namespace(&namespaces, "mesh-sim-", |ns| body(client, ns)).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -136,15 +114,13 @@ async fn virtual_service(
     annotations: Value,
     http: Value,
 ) -> Result<()> {
-    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService");
-    let resource = ApiResource::from_gvk_with_plural(&gvk, "virtualservices");
     let object: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "networking.istio.io/v1",
         "kind": "VirtualService",
         "metadata": { "name": "web", "annotations": annotations },
         "spec": { "hosts": ["web"], "http": http },
     }))?;
-    Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource)
+    Api::<DynamicObject>::namespaced_with(client.clone(), ns, &virtual_service_resource())
         .create(&PostParams::default(), &object)
         .await?;
     Ok(())
@@ -184,24 +160,29 @@ fn is_ready(pod: &Pod) -> bool {
         .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
-/// Waits until `count` pods of `track` are Ready; returns their pod-template hash.
-async fn ready_pods(client: &kube::Client, ns: &str, track: &str, count: usize) -> Result<String> {
+/// Waits (watching Deployment `web-<track>`) until its `count` pods are all Ready; returns their
+/// pod-template hash.
+async fn ready_pods(client: &kube::Client, ns: &str, track: &str, count: i32) -> Result<String> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let all_ready = move |d: Option<&Deployment>| {
+        d.and_then(|d| d.status.as_ref()).is_some_and(|s| {
+            s.ready_replicas.unwrap_or(0) == count && s.updated_replicas.unwrap_or(0) == count
+        })
+    };
+    let what = format!("{count} ready pods of track {track}");
+    let name = format!("web-{track}");
+    wait_for_object(deployments, &name, READY_TIMEOUT, &what, all_ready).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let selector = ListParams::default().labels(&format!("app=web,track={track}"));
-    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-    loop {
-        let list = pods.list(&selector).await?.items;
-        let ready: Vec<&Pod> = list.iter().filter(|p| is_ready(p)).collect();
-        if ready.len() == count {
-            let labels = ready.first().and_then(|p| p.metadata.labels.as_ref());
-            let hash = labels.and_then(|l| l.get("pod-template-hash")).cloned();
-            return Ok(hash.unwrap_or_default());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            bail!("{count} ready pods of track {track} not seen in {READY_TIMEOUT:?}: {list:#?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let list = pods.list(&selector).await?.items;
+    let ready: Vec<&Pod> = list.iter().filter(|p| is_ready(p)).collect();
+    ensure!(
+        ready.len() == usize::try_from(count)?,
+        "{what}: the Deployment says so, the pods do not: {list:#?}"
+    );
+    let labels = ready.first().and_then(|p| p.metadata.labels.as_ref());
+    let hash = labels.and_then(|l| l.get("pod-template-hash")).cloned();
+    Ok(hash.unwrap_or_default())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -632,20 +613,14 @@ async fn wait_for_requests(
     timeout: Duration,
 ) -> Result<()> {
     let start = scrape(handle).await?.requests(filter);
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let what = format!("new requests for {filter:?}");
+    eventually(timeout, &what, || async move {
         let metrics = scrape(handle).await?;
-        if metrics.requests(filter) > start {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            bail!(
-                "no new requests for {filter:?} within {timeout:?}:\n{}",
-                metrics.summary()
-            );
-        }
-    }
+        // Not yet: an error, so that the series seen last are in the failure message.
+        ensure!(metrics.requests(filter) > start, "\n{}", metrics.summary());
+        Ok(Some(()))
+    })
+    .await
 }
 
 /// Given a registered simulator, the local Prometheus discovers and scrapes it, and the target
@@ -690,30 +665,15 @@ async fn prometheus_scrapes_the_registered_simulator() -> Result<()> {
     .await
 }
 
-/// Polls Prometheus until `query` returns a positive value; fails with the last answer.
+/// Polls Prometheus (it has no events to watch) until `query` returns a positive value; fails
+/// with the last answer.
 async fn wait_for_positive(query: &str, timeout: Duration) -> Result<()> {
-    let url = format!("{}/api/v1/query", env("SLUICE_PROMETHEUS_URL")?);
-    let deadline = tokio::time::Instant::now() + timeout;
-    let http = reqwest::Client::new();
-    loop {
-        let answer: Result<Value> = async {
-            let response = http.get(&url).query(&[("query", query)]).send().await?;
-            Ok(response.error_for_status()?.json().await?)
-        }
-        .await;
-        let value = answer
-            .as_ref()
-            .ok()
-            .and_then(|a| a.pointer("/data/result/0/value/1"));
-        let value = value
-            .and_then(Value::as_str)
-            .and_then(|v| v.parse::<f64>().ok());
-        if value.is_some_and(|v| v > 0.0) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            bail!("Prometheus: {query} not positive after {timeout:?}; last answer: {answer:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let url = env("SLUICE_PROMETHEUS_URL")?;
+    let what = format!("Prometheus: {query} is positive");
+    eventually(timeout, &what, || async {
+        let value = prometheus::query_value(&url, query).await?;
+        ensure!(value.is_some_and(|v| v > 0.0), "last value {value:?}");
+        Ok(Some(()))
+    })
+    .await
 }

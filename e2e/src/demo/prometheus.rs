@@ -60,17 +60,25 @@ async fn get(url: &str, query: &[(&str, &str)]) -> Result<Value, PrometheusError
     Ok(body)
 }
 
+fn query_url(base: &str) -> String {
+    format!("{}/api/v1/query", base.trim_end_matches('/'))
+}
+
+/// The value of the first series an instant `query` returns, if any.
+pub async fn query_value(base: &str, query: &str) -> Result<Option<f64>, PrometheusError> {
+    let body = get(&query_url(base), &[("query", query)]).await?;
+    Ok(body
+        .pointer("/data/result/0/value/1")
+        .and_then(Value::as_str)
+        .and_then(|v| v.parse().ok()))
+}
+
 /// The request rate Prometheus sees for services in `namespace`, if any.
 pub async fn request_rate(base: &str, namespace: &str) -> Result<Option<f64>, PrometheusError> {
     let query = format!(
         "sum(rate(istio_requests_total{{reporter=\"destination\",destination_service_namespace=\"{namespace}\"}}[5s]))"
     );
-    let url = format!("{}/api/v1/query", base.trim_end_matches('/'));
-    let body = get(&url, &[("query", &query)]).await?;
-    Ok(body
-        .pointer("/data/result/0/value/1")
-        .and_then(Value::as_str)
-        .and_then(|v| v.parse().ok()))
+    query_value(base, &query).await
 }
 
 /// Waits until Prometheus sees requests in `namespace` (rate above 0); returns the rate.
@@ -100,8 +108,7 @@ pub async fn wait_for_traffic(
 /// Whether Prometheus scraped the simulator at `instance` (`127.0.0.1:PORT`) successfully.
 pub async fn scrapes(base: &str, instance: &str) -> Result<bool, PrometheusError> {
     let query = format!("up{{job=\"{JOB}\",instance=\"{instance}\"}} == 1");
-    let url = format!("{}/api/v1/query", base.trim_end_matches('/'));
-    let body = get(&url, &[("query", &query)]).await?;
+    let body = get(&query_url(base), &[("query", &query)]).await?;
     Ok(body
         .pointer("/data/result")
         .and_then(Value::as_array)
