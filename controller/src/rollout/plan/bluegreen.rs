@@ -19,7 +19,7 @@
 
 use super::analysis::{self, RunKind};
 use super::cleanup::{self, Serving};
-use super::deadline::{check_deadline, keep_deadline};
+use super::deadline::{abort_stuck, check_deadline, keep_deadline};
 use super::pause::{Pause, pause_done};
 use super::replicas::{ensure_scale, healthy_or_waiting, point_service, progressing, waiting_for};
 use super::{BlueGreenState, Draft, Intent, Outcome};
@@ -154,18 +154,7 @@ fn release(
 ) -> Outcome {
     let mut out = Outcome::carry(o, Some(&stable.hash));
     out.current_step_index = None;
-    let resumed = same_release(r, o);
-    if !resumed {
-        // A new revision (first preview, or one superseding a preview): start over.
-        out.start_fresh();
-    }
-    let retried = !out.abort && o.persisted.aborted_at.is_some();
-    if !resumed || retried {
-        // The earlier attempt's runs and checkpoint decide nothing now.
-        out.step_run = None;
-        out.background_run = None;
-        out.promoting = false;
-    }
+    out.begin_attempt(o, &r.template_hash);
     if out.abort {
         let mut aborted = abort(r, b, o, d, stable, out.aborted_at);
         keep_deadline(o, &mut aborted);
@@ -187,11 +176,7 @@ fn release(
     analysis::terminate_others(o, d, &out);
     check_deadline(r, o, d, &mut out);
     if out.deadline_exceeded && r.progress_deadline_abort {
-        d.restart();
-        let mut aborted = abort(r, b, o, d, stable, Some(d.now));
-        aborted.deadline_exceeded = true;
-        aborted.progress.1 = format!("{}; {}", out.progress.1, aborted.progress.1);
-        return aborted;
+        return abort_stuck(d, &out, |d| abort(r, b, o, d, stable, Some(d.now)));
     }
     out
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::analysis::{self, Gate, RunKind};
 use super::cleanup::{self, Serving};
-use super::deadline::{check_deadline, keep_deadline};
+use super::deadline::{abort_stuck, check_deadline, keep_deadline};
 use super::pause::{Pause, pause_done, step_complete};
 use super::replicas::{ensure_scale, healthy_or_waiting, point_service, progressing, waiting_for};
 use super::target::Target;
@@ -29,13 +29,7 @@ pub(crate) fn plan(r: &ValidatedRollout, c: &Canary, o: &Observed, d: &mut Draft
         Some(stable) => {
             let outcome = progress(r, c, o, d, stable);
             if outcome.deadline_exceeded && r.progress_deadline_abort && !outcome.abort {
-                // Start the abort from a clean draft: nothing planned for the stuck step runs.
-                d.restart();
-                let mut aborted = abort(r, c, o, d, stable, Some(d.now));
-                aborted.deadline_exceeded = true;
-                // Say what was stuck, not only what the abort did.
-                aborted.progress.1 = format!("{}; {}", outcome.progress.1, aborted.progress.1);
-                return aborted;
+                return abort_stuck(d, &outcome, |d| abort(r, c, o, d, stable, Some(d.now)));
             }
             outcome
         }
@@ -138,17 +132,9 @@ fn progress(
     stable: &ReplicaSetView,
 ) -> Outcome {
     let mut out = Outcome::carry(o, Some(&stable.hash));
-    if o.persisted.current_hash.as_deref() != Some(r.template_hash.as_str()) {
-        // A new revision (first canary, or one superseding a canary in flight): start over.
+    if out.begin_attempt(o, &r.template_hash) {
+        // A new revision (first canary, or one superseding a canary in flight): from step 1.
         out.current_step_index = Some(0);
-        out.start_fresh();
-        out.step_run = None;
-        out.background_run = None;
-    }
-    if !out.abort && o.persisted.aborted_at.is_some() {
-        // A retry (the user cleared `abort`): the failed attempt's runs decide nothing now.
-        out.step_run = None;
-        out.background_run = None;
     }
     if out.abort {
         let mut aborted = abort(r, c, o, d, stable, out.aborted_at);

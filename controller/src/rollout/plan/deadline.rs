@@ -1,9 +1,8 @@
 //! The progress deadline: no change of the `Progressing` message for `progressDeadlineSeconds`
 //! (outside pauses and analysis waits) means the release is stuck.
 
-use super::Draft;
-use super::Outcome;
 use super::pause::chrono_duration;
+use super::{Draft, Outcome};
 use crate::rollout::model::{ConditionKind, Observed, ValidatedRollout};
 
 /// The condition kind whose message tracks progress, for the progress deadline.
@@ -62,4 +61,19 @@ pub(crate) fn keep_deadline(o: &Observed, aborted: &mut Outcome) {
     if let Some(condition) = deadline {
         aborted.progress.1.clone_from(&condition.message);
     }
+}
+
+/// Aborts a release stuck past its deadline (`progressDeadlineAbort`): `abort` plans on a clean
+/// draft, so nothing planned for the stuck stage runs, and the message says what was stuck
+/// before what the abort did.
+pub(crate) fn abort_stuck(
+    d: &mut Draft,
+    stuck: &Outcome,
+    abort: impl FnOnce(&mut Draft) -> Outcome,
+) -> Outcome {
+    d.restart();
+    let mut aborted = abort(d);
+    aborted.deadline_exceeded = true;
+    aborted.progress.1 = format!("{}; {}", stuck.progress.1, aborted.progress.1);
+    aborted
 }

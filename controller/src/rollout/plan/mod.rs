@@ -152,6 +152,23 @@ impl Outcome {
         self.controller_pause = false;
     }
 
+    /// A new template starts the release over; a retry (the user cleared `abort`) drops the
+    /// failed attempt's runs and checkpoint, so an old verdict never decides a new attempt.
+    /// Returns whether the template is new.
+    pub fn begin_attempt(&mut self, o: &Observed, template: &str) -> bool {
+        let new = o.persisted.current_hash.as_deref() != Some(template);
+        if new {
+            self.start_fresh();
+        }
+        let retried = !self.abort && o.persisted.aborted_at.is_some();
+        if new || retried {
+            self.step_run = None;
+            self.background_run = None;
+            self.promoting = false;
+        }
+        new
+    }
+
     /// A release starts afresh: no pause, abort or full promotion is carried over.
     pub fn start_fresh(&mut self) {
         self.unpause();
