@@ -313,17 +313,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn target() -> Target {
-        Target {
-            rollout: "shop".into(),
-            virtual_service: "shop".into(),
-            route: Some("primary".into()),
-            canary_service: "shop-canary".into(),
-            stable_service: "shop-stable".into(),
-            steps: 4,
-        }
-    }
+    use crate::demo::fixtures::{rollout, rs, target, vs, world};
 
     #[test]
     fn weights_come_from_the_named_route_by_service() {
@@ -356,7 +346,6 @@ mod tests {
 
     #[test]
     fn deletions_are_forgotten() {
-        use crate::demo::fixtures::{rollout, rs, vs, world};
         let mut w = world([rollout(json!({"phase": "Healthy"})), vs(100, 0), rs("a", 2)]);
         assert_eq!(
             w.last.as_ref().map(|c| c.kind),
