@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use kube::api::{Api, ObjectMeta, PostParams};
+use sluice_analysis::time::{from_api, to_api};
 
 /// Timing of the election (Argo Rollouts' defaults: 15 s lease, 10 s renew deadline, 2 s retry).
 #[derive(Clone, Debug)]
@@ -121,7 +122,7 @@ impl Elector {
 
     /// Takes or renews the Lease if it is ours or expired. `Ok(false)`: someone else holds it.
     async fn try_hold(&self) -> Result<bool, kube::Error> {
-        let now = MicroTime(crate::time::to_api(Utc::now()));
+        let now = MicroTime(to_api(Utc::now()).0);
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             return self.create(now).await;
         };
@@ -192,7 +193,7 @@ fn expired(spec: &LeaseSpec, timing: &Timing) -> bool {
     let Some(MicroTime(renewed)) = spec.renew_time.clone() else {
         return true;
     };
-    let age = (Utc::now() - crate::time::from_api(renewed))
+    let age = (Utc::now() - from_api(&Time(renewed)))
         .to_std()
         .unwrap_or(Duration::ZERO);
     age > duration
@@ -205,9 +206,9 @@ mod tests {
     fn spec(holder: Option<&str>, renewed_ago: i64, duration: i32) -> LeaseSpec {
         LeaseSpec {
             holder_identity: holder.map(str::to_owned),
-            renew_time: Some(MicroTime(crate::time::to_api(
-                Utc::now() - chrono::Duration::seconds(renewed_ago),
-            ))),
+            renew_time: Some(MicroTime(
+                to_api(Utc::now() - chrono::Duration::seconds(renewed_ago)).0,
+            )),
             lease_duration_seconds: Some(duration),
             ..LeaseSpec::default()
         }

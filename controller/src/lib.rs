@@ -14,5 +14,4 @@ pub mod metrics;
 pub mod replicaset;
 pub mod rollout;
 pub mod run;
-pub mod time;
 pub mod traffic;

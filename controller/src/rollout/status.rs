@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
+use sluice_analysis::time::{from_api, to_api};
 use sluice_crds as api;
 use sluice_crds::{Rollout, RolloutStatus};
 
@@ -21,8 +22,6 @@ use super::model::{
 use super::plan::{NextStatus, Phase};
 use super::validate::Validated;
 use crate::FIELD_MANAGER;
-use crate::time::{from_api, to_api};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// What the last reconcile (and the user) left in `status`.
 pub fn persisted(status: Option<&RolloutStatus>) -> Persisted {
@@ -36,7 +35,7 @@ pub fn persisted(status: Option<&RolloutStatus>) -> Persisted {
         pause_conditions: s.pause_conditions.iter().map(pause_from_api).collect(),
         controller_pause: s.controller_pause,
         abort: s.abort,
-        aborted_at: s.aborted_at.as_ref().map(|t| from_api(t.0)),
+        aborted_at: s.aborted_at.as_ref().map(from_api),
         promote_full: s.promote_full,
         conditions: s.conditions.iter().filter_map(condition_from_api).collect(),
         observed_generation: s.observed_generation,
@@ -128,7 +127,7 @@ pub fn render(next: &NextStatus, v: &Validated) -> RolloutStatus {
             post_promotion_analysis_run_status: next.background_run.as_ref().map(run_to_api),
         }),
         abort: next.abort,
-        aborted_at: next.aborted_at.map(|t| Time(to_api(t))),
+        aborted_at: next.aborted_at.map(to_api),
         promote_full: next.promote_full,
         pause_conditions: next.pause_conditions.iter().map(pause_to_api).collect(),
         controller_pause: next.controller_pause,
@@ -238,7 +237,7 @@ fn pause_from_api(p: &api::PauseCondition) -> PauseCondition {
     };
     PauseCondition {
         reason,
-        start_time: from_api(p.start_time.0),
+        start_time: from_api(&p.start_time),
     }
 }
 
@@ -251,7 +250,7 @@ fn pause_to_api(p: &PauseCondition) -> api::PauseCondition {
     };
     api::PauseCondition {
         reason,
-        start_time: Time(to_api(p.start_time)),
+        start_time: to_api(p.start_time),
     }
 }
 
@@ -282,8 +281,8 @@ fn condition_from_api(c: &api::Condition) -> Option<Condition> {
         status: c.status == api::ConditionStatus::True,
         reason: c.reason.clone(),
         message: c.message.clone(),
-        last_update_time: from_api(c.last_update_time.0),
-        last_transition_time: from_api(c.last_transition_time.0),
+        last_update_time: from_api(&c.last_update_time),
+        last_transition_time: from_api(&c.last_transition_time),
     })
 }
 
@@ -297,7 +296,7 @@ fn condition_to_api(c: &Condition) -> api::Condition {
         },
         reason: c.reason.clone(),
         message: c.message.clone(),
-        last_update_time: Time(to_api(c.last_update_time)),
-        last_transition_time: Time(to_api(c.last_transition_time)),
+        last_update_time: to_api(c.last_update_time),
+        last_transition_time: to_api(c.last_transition_time),
     }
 }
