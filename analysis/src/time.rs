@@ -21,10 +21,16 @@ pub fn to_api(t: DateTime<Utc>) -> Time {
     Time(ts)
 }
 
-/// An API duration as a `chrono` delta, saturating (durations come from validated specs and
-/// are far below the limit).
+/// The longest delta [`delta`] returns: a thousand years, "never" for any schedule, and short
+/// enough that every API time (at most year 9999) plus it is still a date `chrono` can hold.
+pub const MAX_DELTA: TimeDelta = TimeDelta::days(365_250);
+
+/// An API duration as a `chrono` delta, saturating at [`MAX_DELTA`].
+///
+/// The schema bounds a duration's text, not its length: `9999999999h` is valid, and adding it
+/// (or `TimeDelta::MAX`) to a date would panic in `chrono`.
 pub fn delta(d: sluice_crds::Duration) -> TimeDelta {
-    TimeDelta::from_std(d.get()).unwrap_or(TimeDelta::MAX)
+    TimeDelta::from_std(d.get()).map_or(MAX_DELTA, |d| d.min(MAX_DELTA))
 }
 
 #[cfg(test)]
@@ -43,5 +49,7 @@ mod tests {
             delta(sluice_crds::Duration::from_secs(90)),
             TimeDelta::seconds(90)
         );
+        let huge: sluice_crds::Duration = "9999999999h".parse().unwrap();
+        assert_eq!(delta(huge), MAX_DELTA);
     }
 }

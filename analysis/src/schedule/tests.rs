@@ -252,3 +252,20 @@ fn simulated_run_fails_fast_and_stops_measuring() {
     );
     assert_eq!(status.completed_at, Some(to_api(at(20))));
 }
+
+#[test]
+fn a_delay_too_long_for_the_calendar_never_panics() {
+    // 10^10 hours passes the CRD's duration pattern but is past the last date chrono can hold.
+    let huge: sluice_crds::Duration = "9999999999h".parse().unwrap();
+    let mut spec = metric("m").interval(30).count(2).build();
+    spec.initial_delay = Some(huge);
+    let m = ValidatedMetric::new(&spec, false, 10).unwrap();
+    assert!(next_measurement_at(&m, None, t0()).is_some_and(|t| t > at(0)));
+    spec.initial_delay = None;
+    spec.interval = Some(huge);
+    let m = ValidatedMetric::new(&spec, false, 10).unwrap();
+    let mut status = started();
+    record_in(&mut status, &m, measurement(Successful, 0));
+    let next = next_measurement_at(&m, status.metric_results.first(), t0());
+    assert!(next.is_some_and(|t| t > at(1)));
+}
