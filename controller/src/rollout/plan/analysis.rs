@@ -103,13 +103,7 @@ pub(crate) fn terminate_others(o: &Observed, d: &mut Draft, out: &Outcome) {
             .flatten()
             .any(|s| s.name == name)
     };
-    for run in o.analysis_runs.iter().filter(|r| !r.phase.is_completed()) {
-        if !current(&run.name) {
-            d.push(Intent::TerminateAnalysisRun {
-                name: run.name.clone(),
-            });
-        }
-    }
+    terminate(o, d, |name| !current(name));
 }
 
 /// The message of a failed run recorded in status, for an abort that happened earlier.
@@ -139,7 +133,13 @@ pub(crate) fn abort_for(
 
 /// Terminates every run of the Rollout that is still measuring (an abort).
 pub(crate) fn terminate_all(o: &Observed, d: &mut Draft) {
-    for run in o.analysis_runs.iter().filter(|r| !r.phase.is_completed()) {
+    terminate(o, d, |_| true);
+}
+
+/// Terminates the still measuring runs whose name `stop` picks.
+fn terminate(o: &Observed, d: &mut Draft, stop: impl Fn(&str) -> bool) {
+    let running = o.analysis_runs.iter().filter(|r| !r.phase.is_completed());
+    for run in running.filter(|r| stop(&r.name)) {
         d.push(Intent::TerminateAnalysisRun {
             name: run.name.clone(),
         });
