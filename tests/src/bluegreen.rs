@@ -1,6 +1,6 @@
 //! Blue-green scenarios: the Rollout with an active and a preview Service, the analysis templates
-//! its promotion gates use, waits on the Services and the blue-green status, and what the monitor
-//! recorded read back as a history of selectors and replica counts.
+//! its promotion gates use, and waits on the Services and the blue-green status. What the monitor
+//! recorded is read back with [`crate::history`].
 //!
 //! A blue-green scenario runs like a canary one ([`crate::scenario`]: own namespace, in-process
 //! controller, invariant monitor, state printed on failure) but creates two plain Services instead
@@ -16,13 +16,13 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
-pub use sluice_controller::replicaset::SCALE_DOWN_ANNOTATION;
+use sluice_controller::replicaset::SCALE_DOWN_ANNOTATION;
 use sluice_crds::{
     AnalysisRun, AnalysisTemplate, PauseReason, Rollout, RolloutAnalysisRunStatus, RolloutPhase,
 };
 
 use crate::fixtures::{self, HASH_LABEL, ROLLOUT, RolloutBuilder, StrategyFixture};
-use crate::monitor::{Change, Kind, Report};
+use crate::monitor::{Kind, Report};
 use crate::scenario::{self, Scenario, current_hash, phase, stable};
 
 /// The Service that takes production traffic.
@@ -376,162 +376,7 @@ pub fn post_promotion_run(r: &Rollout) -> Option<&RolloutAnalysisRunStatus> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The history the monitor recorded.
-
-/// The hashes the Service `name` selected, in order, consecutive repeats removed (`None` before
-/// Sluice set one).
-pub fn selector_history(report: &Report, name: &str) -> Vec<Option<String>> {
-    let mut out: Vec<Option<String>> = Vec::new();
-    for c in report
-        .changes
-        .iter()
-        .filter(|c| c.kind == Kind::Service && c.name == name)
-    {
-        let hash = c
-            .object
-            .as_ref()
-            .and_then(|o| o.pointer("/spec/selector")?.get(HASH_LABEL)?.as_str())
-            .map(str::to_owned);
-        if out.last() != Some(&hash) {
-            out.push(hash);
-        }
-    }
-    out
-}
-
-/// The first version (after `rv`) in which the Service `name` selects `hash`.
-pub fn selected<'r>(report: &'r Report, name: &str, hash: &str, after: u64) -> Option<&'r Change> {
-    report.first(Kind::Service, after, |o| {
-        o.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
-            && o.pointer("/spec/selector")
-                .and_then(|s| s.get(HASH_LABEL))
-                .and_then(Value::as_str)
-                == Some(hash)
-    })
-}
-
-/// One recorded version of a ReplicaSet, reduced to what the scenarios assert on.
-#[derive(Clone, Debug)]
-pub struct RsVersion {
-    pub rv: u64,
-    pub at: Instant,
-    pub replicas: i64,
-    pub available: i64,
-    pub deadline: Option<String>,
-}
-
-/// Every recorded version of the ReplicaSet of `hash`, in revision order.
-pub fn replica_set_history(report: &Report, hash: &str) -> Vec<RsVersion> {
-    let name = format!("{ROLLOUT}-{hash}");
-    report
-        .changes
-        .iter()
-        .filter(|c| c.kind == Kind::ReplicaSet && c.name == name)
-        .filter_map(|c| {
-            let o = c.object.as_ref()?;
-            let int = |p: &str| o.pointer(p).and_then(Value::as_i64).unwrap_or(0);
-            Some(RsVersion {
-                rv: c.rv,
-                at: c.at,
-                replicas: int("/spec/replicas"),
-                available: int("/status/availableReplicas"),
-                deadline: o
-                    .pointer("/metadata/annotations")
-                    .and_then(|a| a.get(SCALE_DOWN_ANNOTATION))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-            })
-        })
-        .collect()
-}
-
-/// The first recorded version of `hash`'s ReplicaSet at `spec.replicas == 0` after `rv`.
-pub fn scaled_to_zero(report: &Report, hash: &str, after: u64) -> Option<RsVersion> {
-    replica_set_history(report, hash)
-        .into_iter()
-        .find(|v| v.rv > after && v.replicas == 0)
-}
-
-/// The user's Services start without a hash; every later selector is Sluice's: what a
-/// [`selector_history`] of a Service that selected `hashes` in turn looks like.
-pub fn selectors_from_start(hashes: &[&str]) -> Vec<Option<String>> {
-    std::iter::once(None)
-        .chain(hashes.iter().map(|h| Some((*h).to_owned())))
-        .collect()
-}
-
-/// Every recorded status between `after` and `until` (exclusive) names `hash` as stable.
-pub fn stable_throughout(report: &Report, hash: &str, after: u64, until: u64) -> bool {
-    report
-        .rollout_statuses()
-        .filter(|(rv, _)| *rv > after && *rv < until)
-        .all(|(_, st)| st.get("stableRS").and_then(Value::as_str) == Some(hash))
-}
-
-/// The shortest wait that shows a scale-down delay of 2 s was kept: deadlines are stored with
-/// second precision.
-pub const KEPT_FOR_DELAY: Duration = Duration::from_millis(1000);
-
-/// The first scale to 0 of the ReplicaSet of `hash` after `after`, which came no sooner than
-/// [`KEPT_FOR_DELAY`] after the recorded change `cause` (kind and revision) that started the
-/// delay was delivered. `what` names the ReplicaSet in failures.
-pub fn scaled_down_after_delay(
-    report: &Report,
-    hash: &str,
-    after: u64,
-    (kind, rv): (Kind, u64),
-    what: &str,
-) -> Result<RsVersion> {
-    let scaled =
-        scaled_to_zero(report, hash, after).with_context(|| format!("{what} scaled down"))?;
-    let started = report
-        .delivered_at(kind, rv)
-        .with_context(|| format!("the change that started the delay of {what} was delivered"))?;
-    let waited = between(started, scaled.at);
-    ensure!(
-        waited >= KEPT_FOR_DELAY,
-        "{what} kept its pods for the scale-down delay; it waited {waited:?}"
-    );
-    Ok(scaled)
-}
-
-/// The ReplicaSet of `hash` carried a scale-down deadline at a version between `after` and the
-/// scale-down `scaled`: the deadline was persisted, not only kept in memory.
-pub fn check_deadline_persisted(
-    report: &Report,
-    hash: &str,
-    after: u64,
-    scaled: &RsVersion,
-) -> Result<()> {
-    let history = replica_set_history(report, hash);
-    ensure!(
-        history
-            .iter()
-            .any(|v| v.rv > after && v.rv < scaled.rv && v.deadline.is_some()),
-        "the deadline was persisted before the scale-down: {history:?}"
-    );
-    Ok(())
-}
-
-/// Every recorded version of the ReplicaSet of `hash` before `until` had `replicas` pods and no
-/// scale-down deadline; `what` says so in the failure.
-pub fn check_kept_pods(
-    report: &Report,
-    hash: &str,
-    replicas: i32,
-    until: u64,
-    what: &str,
-) -> Result<()> {
-    let history = replica_set_history(report, hash);
-    ensure!(
-        history
-            .iter()
-            .filter(|v| v.rv < until)
-            .all(|v| v.replicas == i64::from(replicas) && v.deadline.is_none()),
-        "{what}: {history:?}"
-    );
-    Ok(())
-}
+// Analysis runs and wall-clock time.
 
 /// The promotion gate an AnalysisRun judges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -592,9 +437,4 @@ pub fn rfc3339_millis(text: &str) -> Result<i64> {
         .parse()
         .with_context(|| format!("{text:?} is not an RFC 3339 time"))?;
     Ok(at.as_millisecond())
-}
-
-/// `later - earlier`, for two delivery times the monitor recorded (zero if out of order).
-pub fn between(earlier: Instant, later: Instant) -> Duration {
-    later.saturating_duration_since(earlier)
 }

@@ -133,6 +133,7 @@ pub mod bluegreen;
 pub mod controller;
 pub mod dump;
 pub mod fixtures;
+pub mod history;
 pub mod kubectl;
 pub mod monitor;
 pub mod scenario;

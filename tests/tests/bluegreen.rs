@@ -13,13 +13,16 @@ use kube::ResourceExt;
 use sluice_crds::{AnalysisPhase, AnalysisRun, RolloutPhase};
 use sluice_tests::bluegreen::{
     self, ACTIVE_SERVICE, FAILING, FAILING_SLOWLY, Gate, PASSING, PREVIEW_SERVICE, Release,
-    WallClock, active_selector, analysis_run, between, blue_green, check_deadline_persisted,
-    check_held, check_kept_pods, check_run_name, deploy, paused_preview, post_promotion_run,
-    pre_promotion_run, preview_selector, release_v2, replica_set_history, rfc3339_millis,
-    scaled_down_after_delay, scaled_to_zero, selected, selector_history, selectors_from_start,
-    stable_throughout, wait_available, wait_deadline, wait_run, wait_service,
+    WallClock, active_selector, analysis_run, blue_green, check_held, check_run_name, deploy,
+    paused_preview, post_promotion_run, pre_promotion_run, preview_selector, release_v2,
+    rfc3339_millis, wait_available, wait_deadline, wait_run, wait_service,
 };
 use sluice_tests::fixtures::{ROLLOUT, version_patch};
+use sluice_tests::history::{
+    between, check_deadline_persisted, check_kept_pods, replica_set_history,
+    scaled_down_after_delay, scaled_to_zero, selected, selector_history, selectors_from_start,
+    stable_throughout,
+};
 use sluice_tests::monitor::{Kind, Report};
 use sluice_tests::scenario::{Scenario, aborted, phase, stable};
 

@@ -16,12 +16,15 @@ use serde_json::{Value, json};
 use sluice_crds::{AnalysisPhase, PauseReason, RolloutPhase};
 use sluice_tests::bluegreen::{
     self, ACTIVE_SERVICE, FAILING_LATE, Gate, HOLD, INCONCLUSIVE, PREVIEW_SERVICE, Release,
-    active_selector, analysis_run, blue_green, check_deadline_persisted, check_held,
-    check_kept_pods, check_run_name, deploy, paused_preview, pre_promotion_run, preview_selector,
-    release_v2, replica_set_history, scaled_down_after_delay, selected, selector_history,
-    selectors_from_start, stable_throughout, wait_available, wait_paused, wait_run, wait_service,
+    active_selector, analysis_run, blue_green, check_held, check_run_name, deploy, paused_preview,
+    pre_promotion_run, preview_selector, release_v2, wait_available, wait_paused, wait_run,
+    wait_service,
 };
 use sluice_tests::fixtures::{ROLLOUT, version_patch};
+use sluice_tests::history::{
+    check_deadline_persisted, check_kept_pods, replica_set_history, scaled_down_after_delay,
+    selected, selector_history, selectors_from_start, stable_throughout,
+};
 use sluice_tests::kubectl::sluice_ok as sluice;
 use sluice_tests::monitor::{Kind, Report};
 use sluice_tests::scenario::{current_hash, phase, stable};

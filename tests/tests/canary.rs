@@ -3,11 +3,12 @@
 //! before the old one scales down. Each test runs in its own namespace with its own in-process
 //! controller, under the invariant monitor.
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use sluice_crds::RolloutPhase;
 use sluice_tests::fixtures::{
     CANARY_SERVICE, STABLE_SERVICE, Split, pause, pause_for, rollout, set_weight,
 };
+use sluice_tests::history::{scaled_down_after_delay, selected};
 use sluice_tests::monitor::Kind;
 use sluice_tests::scenario::{self, phase, step};
 
@@ -53,35 +54,19 @@ async fn given_three_weight_steps_when_the_template_changes_then_the_virtual_ser
             "the weights the status verified, in order: {verified:?}"
         );
         // Promotion order: the stable Service moved onto the new pods, and only after the
-        // scale-down delay did the old ReplicaSet lose its pods.
-        let moved = report
-            .first(Kind::Service, 0, |svc| {
-                svc.pointer("/metadata/name").and_then(|n| n.as_str()) == Some(STABLE_SERVICE)
-                    && svc
-                        .pointer("/spec/selector/rollouts-pod-template-hash")
-                        .and_then(|h| h.as_str())
-                        == Some(new.as_str())
-            })
-            .map(|c| (c.rv, c.at));
-        let old_name = format!("web-{old}");
-        let scaled = report
-            .first(Kind::ReplicaSet, 0, |rs| {
-                rs.pointer("/metadata/name").and_then(|n| n.as_str()) == Some(old_name.as_str())
-                    && rs.pointer("/spec/replicas").and_then(|r| r.as_i64()) == Some(0)
-            })
-            .map(|c| (c.rv, c.at));
-        let (Some((moved_rv, moved_at)), Some((scaled_rv, scaled_at))) = (moved, scaled) else {
-            anyhow::bail!("expected both the stable Service move and the old scale-down");
-        };
+        // scale-down delay (2 s) did the old ReplicaSet lose its pods.
+        let moved = selected(&report, STABLE_SERVICE, &new, 0)
+            .context("the stable Service moved to the new version")?;
+        let scaled = scaled_down_after_delay(
+            &report,
+            &old,
+            0,
+            (Kind::Service, moved.rv),
+            "the old version",
+        )?;
         ensure!(
-            moved_rv < scaled_rv,
+            moved.rv < scaled.rv,
             "stable Service moved before the scale-down"
-        );
-        let waited = scaled_at.duration_since(moved_at);
-        // scaleDownDelaySeconds is 2; deadlines are stored with second precision.
-        ensure!(
-            waited >= std::time::Duration::from_millis(1000),
-            "the old version kept its pods for the scale-down delay; it waited {waited:?}"
         );
         ensure!(phase(&released) == Some(RolloutPhase::Healthy));
         Ok(())

@@ -3,10 +3,8 @@
 //! its traffic.
 
 use anyhow::{Context, Result, ensure};
-use sluice_tests::fixtures::{
-    CANARY_SERVICE, HASH_LABEL, ROLLOUT, Split, pause, rollout, set_weight,
-};
-use sluice_tests::monitor::Kind;
+use sluice_tests::fixtures::{CANARY_SERVICE, Split, pause, rollout, set_weight};
+use sluice_tests::history::{scaled_to_zero, selected, weight_shown};
 use sluice_tests::scenario::{self, step};
 
 fn four_steps() -> sluice_tests::fixtures::RolloutBuilder {
@@ -46,19 +44,8 @@ async fn given_a_canary_at_weight_30_when_the_template_goes_back_to_stable_then_
             indices.iter().all(|i| *i == 4),
             "no step was run after the rollback: {indices:?}"
         );
-        let zero = report
-            .first(Kind::VirtualService, rollback_rv, |vs| {
-                vs.pointer("/spec/http/0/route/1/weight")
-                    .and_then(|w| w.as_i64())
-                    == Some(0)
-            })
-            .context("weight 0 after the rollback")?;
-        let canary_rs = format!("{ROLLOUT}-{canary}");
-        let scaled = report
-            .first(Kind::ReplicaSet, rollback_rv, |rs| {
-                rs.pointer("/metadata/name").and_then(|n| n.as_str()) == Some(canary_rs.as_str())
-                    && rs.pointer("/spec/replicas").and_then(|r| r.as_i64()) == Some(0)
-            })
+        let zero = weight_shown(&report, 0, rollback_rv).context("weight 0 after the rollback")?;
+        let scaled = scaled_to_zero(&report, &canary, rollback_rv)
             .context("the canary scaled down after the rollback")?;
         ensure!(
             zero.rv < scaled.rv,
@@ -112,22 +99,9 @@ async fn given_a_canary_at_weight_30_when_a_third_template_arrives_then_the_old_
             "v2's weight went to 0, then v3 got its first step's: {:?}",
             report.weights_after(change_rv)
         );
-        let zero = report
-            .first(Kind::VirtualService, change_rv, |vs| {
-                vs.pointer("/spec/http/0/route/1/weight")
-                    .and_then(|w| w.as_i64())
-                    == Some(0)
-            })
-            .context("weight 0 after the new template")?;
-        let moved = report
-            .first(Kind::Service, change_rv, |svc| {
-                svc.pointer("/metadata/name").and_then(|n| n.as_str()) == Some(CANARY_SERVICE)
-                    && svc
-                        .pointer("/spec/selector")
-                        .and_then(|sel| sel.get(HASH_LABEL))
-                        .and_then(|h| h.as_str())
-                        == Some(third.as_str())
-            })
+        let zero =
+            weight_shown(&report, 0, change_rv).context("weight 0 after the new template")?;
+        let moved = selected(&report, CANARY_SERVICE, &third, change_rv)
             .context("the canary Service moved to v3")?;
         ensure!(
             zero.rv < moved.rv,

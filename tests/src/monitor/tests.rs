@@ -141,3 +141,15 @@ fn writes_count_spec_and_metadata_changes_of_replica_sets_but_not_their_status()
     let writes = report.writes_between(6, 9);
     assert_eq!((writes.replica_set, writes.virtual_service), (1, 1));
 }
+
+#[test]
+fn the_change_that_showed_a_weight_is_found_by_revision() {
+    let mut history = at_twenty();
+    history.push((7, Kind::VirtualService, virtual_service(100, 0)));
+    history.push((8, Kind::ReplicaSet, replica_set("new", 0, 1)));
+    let report = replay(history);
+    let zero = crate::history::weight_shown(&report, 0, 6).map(|c| (c.rv, c.kind));
+    assert_eq!(zero, Some((7, Kind::VirtualService)));
+    assert!(crate::history::weight_shown(&report, 0, 7).is_none());
+    assert!(crate::history::weight_shown(&report, 50, 0).is_none());
+}
