@@ -172,17 +172,14 @@ async fn observe_rollout(
 ) -> Result<super::model::Observed, ObserveError> {
     let ns = &v.owner.namespace;
     let replica_sets = observe::owned_replica_sets(&ctx.replica_sets, ns, &v.owner.uid);
+    // A subset-level split moves DestinationRule subsets, not Service selectors.
+    let host_level = v
+        .istio
+        .as_ref()
+        .is_none_or(|i| i.destination_rule.is_none());
     let services = ServiceNames {
-        canary: v.canary_service.as_deref().filter(|_| {
-            v.istio
-                .as_ref()
-                .is_none_or(|i| i.destination_rule.is_none())
-        }),
-        stable: v.stable_service.as_deref().filter(|_| {
-            v.istio
-                .as_ref()
-                .is_none_or(|i| i.destination_rule.is_none())
-        }),
+        canary: v.canary_service.as_deref().filter(|_| host_level),
+        stable: v.stable_service.as_deref().filter(|_| host_level),
     };
     let persisted = status::persisted(rollout.status.as_ref());
     let runs = observe::owned_analysis_runs(&ctx.analysis_runs, ns, &v.owner.uid);
