@@ -23,13 +23,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sluice_crds::{
-    AnalysisPhase, Measurement, NoDataPolicy, analysis_run::measurement_metadata, judge::Judge,
-};
+use sluice_crds::{AnalysisPhase, Measurement, NoDataPolicy, analysis_run::measurement_metadata};
 
 use crate::{
     args::{Args, ArgsError, render},
     condition::Condition,
+    judge::measure::judge_name,
     metric::{Check, ValidatedMetric},
     provider::{ProviderError, ResolvedQuery},
     time::to_api,
@@ -61,14 +60,6 @@ pub fn resolve_query(metric: &ValidatedMetric, args: &Args) -> Result<ResolvedQu
         .as_deref()
         .unwrap_or_default();
     Ok(ResolvedQuery::instant(render(template, args)?))
-}
-
-fn judge_name(judge: &Judge) -> &'static str {
-    match judge {
-        Judge::MannWhitney(_) => "mannWhitney",
-        Judge::Sequential(_) => "sequential",
-        Judge::Slo(_) => "slo",
-    }
 }
 
 /// Judges one fetch.
@@ -121,7 +112,12 @@ pub fn error_measurement(
     }
 }
 
-fn base(query: Option<&str>, started_at: DateTime<Utc>, finished_at: DateTime<Utc>) -> Measurement {
+/// A measurement not yet judged (`Running`), timed, with `resolvedQuery` when known.
+pub(crate) fn base(
+    query: Option<&str>,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+) -> Measurement {
     let mut metadata = BTreeMap::new();
     if let Some(q) = query {
         metadata.insert(

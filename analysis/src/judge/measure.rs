@@ -17,7 +17,7 @@
 //! the judge's statistic and its metadata carries the resolved queries (secrets masked), the
 //! sample count and the judge's bounds.
 
-use std::{collections::BTreeMap, fmt, time::Duration};
+use std::{fmt, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sluice_crds::{
@@ -34,7 +34,6 @@ use crate::{
     args::{Args, ArgsError, render},
     metric::ValidatedMetric,
     provider::{ProviderError, ResolvedQuery},
-    time::to_api,
     value::{MetricValue, ValueStatus},
 };
 
@@ -348,24 +347,12 @@ fn base(
         .iter()
         .map(|q| format!("{}: {}", q.role, q.query.display))
         .collect();
-    let mut metadata = BTreeMap::new();
-    metadata.insert(
-        measurement_metadata::RESOLVED_QUERY.to_string(),
-        resolved.join("\n"),
-    );
-    metadata.insert(
+    let mut measurement = crate::measure::base(Some(&resolved.join("\n")), started_at, finished_at);
+    measurement.metadata.insert(
         judge_metadata::JUDGE.to_string(),
         judge_name(judge).to_string(),
     );
-    Measurement {
-        phase: AnalysisPhase::Running,
-        message: None,
-        started_at: Some(to_api(started_at)),
-        finished_at: Some(to_api(finished_at)),
-        value: None,
-        metadata,
-        resume_at: None,
-    }
+    measurement
 }
 
 fn errored(mut measurement: Measurement, message: String) -> Measurement {
