@@ -17,11 +17,11 @@ use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use sluice_controller::replicaset::SCALE_DOWN_ANNOTATION;
-use sluice_crds::{
-    AnalysisRun, AnalysisTemplate, PauseReason, Rollout, RolloutAnalysisRunStatus, RolloutPhase,
-};
+use sluice_crds::{AnalysisRun, PauseReason, Rollout, RolloutAnalysisRunStatus, RolloutPhase};
 
-use crate::fixtures::{self, HASH_LABEL, ROLLOUT, RolloutBuilder, StrategyFixture};
+use crate::fixtures::{
+    self, HASH_LABEL, ROLLOUT, RolloutBuilder, StrategyFixture, create_analysis_template,
+};
 use crate::monitor::{Kind, Report};
 use crate::scenario::{self, Scenario, current_hash, phase, stable};
 
@@ -158,50 +158,17 @@ async fn create_objects(client: kube::Client, ns: String) -> Result<()> {
             .await
             .with_context(|| format!("creating Service {name}"))?;
     }
-    let prometheus = crate::prometheus_url()?;
     let once = |query: &str| json!({ "query": query });
-    create_template(&client, &ns, PASSING, &prometheus, once("vector(1)")).await?;
-    create_template(&client, &ns, FAILING, &prometheus, once("vector(0)")).await?;
+    create_analysis_template(&client, &ns, PASSING, once("vector(1)")).await?;
+    create_analysis_template(&client, &ns, FAILING, once("vector(0)")).await?;
     // Fails at its third failed measurement (failureLimit 2), one a second.
     let slow = json!({ "query": "vector(0)", "interval": "1s", "count": 5, "failureLimit": 2 });
-    create_template(&client, &ns, FAILING_SLOWLY, &prometheus, slow).await?;
+    create_analysis_template(&client, &ns, FAILING_SLOWLY, slow).await?;
     // 0.5 is neither >= 1 (success) nor < 0 (failure).
     let unsure = json!({ "query": "vector(0.5)", "failureCondition": "result[0] < 0" });
-    create_template(&client, &ns, INCONCLUSIVE, &prometheus, unsure).await?;
+    create_analysis_template(&client, &ns, INCONCLUSIVE, unsure).await?;
     let late = json!({ "query": "vector(0)", "interval": "2s", "count": 30, "failureLimit": 25 });
-    create_template(&client, &ns, FAILING_LATE, &prometheus, late).await
-}
-
-/// An AnalysisTemplate `name` with one Prometheus metric `result[0] >= 1`; `metric` gives the
-/// query and may add `interval`, `count`, `failureLimit`, `failureCondition`.
-async fn create_template(
-    client: &kube::Client,
-    ns: &str,
-    name: &str,
-    prometheus: &str,
-    metric: Value,
-) -> Result<()> {
-    let mut m = json!({
-        "name": "one",
-        "successCondition": "result[0] >= 1",
-        "provider": { "prometheus": { "address": prometheus, "query": metric["query"] } },
-    });
-    for key in ["interval", "count", "failureLimit", "failureCondition"] {
-        if let Some(value) = metric.get(key) {
-            m[key] = value.clone();
-        }
-    }
-    let template: AnalysisTemplate = serde_json::from_value(json!({
-        "apiVersion": sluice_crds::API_VERSION,
-        "kind": "AnalysisTemplate",
-        "metadata": { "name": name },
-        "spec": { "metrics": [m] },
-    }))?;
-    Api::<AnalysisTemplate>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &template)
-        .await
-        .with_context(|| format!("creating the AnalysisTemplate {name}"))?;
-    Ok(())
+    create_analysis_template(&client, &ns, FAILING_LATE, late).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! Builders for the objects a scenario needs: the two Services, the user's VirtualService (and
-//! DestinationRule), and the Rollout itself: one [`RolloutBuilder`] for both strategies, with the
-//! canary part here and the blue-green part in [`crate::bluegreen`].
+//! DestinationRule), the AnalysisTemplates its analysis steps name, and the Rollout itself: one
+//! [`RolloutBuilder`] for both strategies, with the canary part here and the blue-green part in
+//! [`crate::bluegreen`].
 //!
 //! Every scenario uses the same names ([`ROLLOUT`], [`STABLE_SERVICE`], ...) inside its own
 //! namespace, so tests read like the manifests a team would write. Manifests are plain JSON in
@@ -12,7 +13,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::{Value, json};
 use sluice_controller::traffic::istio::{destination_rule_resource, virtual_service_resource};
-use sluice_crds::Rollout;
+use sluice_crds::{AnalysisTemplate, Rollout};
 
 /// Name of the Rollout in every scenario.
 pub const ROLLOUT: &str = "web";
@@ -243,6 +244,42 @@ pub async fn create_mesh(client: &kube::Client, ns: &str, split: Split) -> Resul
         .await
         .context("creating the DestinationRule")?;
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Analysis templates.
+
+/// Creates the AnalysisTemplate `name` in `ns`: one metric `one` on the local Prometheus with
+/// `successCondition: result[0] >= 1`. `metric` gives the query and may add `interval`,
+/// `count`, `failureLimit`, `failureCondition`.
+pub async fn create_analysis_template(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    metric: Value,
+) -> Result<()> {
+    let prometheus = crate::prometheus_url()?;
+    let mut m = json!({
+        "name": "one",
+        "successCondition": "result[0] >= 1",
+        "provider": { "prometheus": { "address": prometheus, "query": metric["query"] } },
+    });
+    for key in ["interval", "count", "failureLimit", "failureCondition"] {
+        if let Some(value) = metric.get(key) {
+            m[key] = value.clone();
+        }
+    }
+    let template: AnalysisTemplate = serde_json::from_value(json!({
+        "apiVersion": sluice_crds::API_VERSION,
+        "kind": "AnalysisTemplate",
+        "metadata": { "name": name },
+        "spec": { "metrics": [m] },
+    }))?;
+    Api::<AnalysisTemplate>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &template)
+        .await
+        .with_context(|| format!("creating the AnalysisTemplate {name}"))?;
     Ok(())
 }
 

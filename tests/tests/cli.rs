@@ -13,11 +13,12 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use anyhow::{Context, Result, bail, ensure};
-use kube::api::{Api, PostParams};
 use serde_json::json;
 use sluice_controller::cli::Exit;
-use sluice_crds::{AnalysisTemplate, RolloutPhase};
-use sluice_tests::fixtures::{ROLLOUT, Split, pause, rollout, set_weight};
+use sluice_crds::RolloutPhase;
+use sluice_tests::fixtures::{
+    ROLLOUT, Split, create_analysis_template, pause, rollout, set_weight,
+};
 use sluice_tests::kubectl::{sluice, sluice_ok};
 use sluice_tests::scenario::{self, aborted, phase, verified_weight};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -191,28 +192,6 @@ async fn given_a_canary_at_weight_50_when_aborted_with_the_plugin_then_it_is_deg
     Ok(())
 }
 
-/// An AnalysisTemplate whose one metric passes at once: Prometheus' `vector(1)` >= 1.
-async fn passing_template(client: &kube::Client, ns: &str) -> Result<()> {
-    let template: AnalysisTemplate = serde_json::from_value(json!({
-        "apiVersion": "sluice.dev/v1alpha1",
-        "kind": "AnalysisTemplate",
-        "metadata": { "name": "always-ok" },
-        "spec": { "metrics": [{
-            "name": "one",
-            "successCondition": "result[0] >= 1",
-            "provider": { "prometheus": {
-                "address": sluice_tests::prometheus_url()?,
-                "query": "vector(1)",
-            } },
-        }] },
-    }))?;
-    Api::<AnalysisTemplate>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &template)
-        .await
-        .context("creating the AnalysisTemplate")?;
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_a_canary_past_its_analysis_step_when_undone_with_the_plugin_then_get_shows_the_run_and_the_stable_revision_is_back_without_a_new_replica_set()
 -> Result<()> {
@@ -222,7 +201,9 @@ async fn given_a_canary_past_its_analysis_step_when_undone_with_the_plugin_then_
         pause(),
     ]);
     scenario::run("it-cli-undo-", Split::Host, async |s| {
-        passing_template(&s.client, &s.ns).await?;
+        // Passes at once: Prometheus' `vector(1)` >= 1.
+        let passing = json!({ "query": "vector(1)" });
+        create_analysis_template(&s.client, &s.ns, "always-ok", passing).await?;
         let stable = s.deploy(&spec).await?;
         let new = s.set_version("v2").await?;
         s.wait_paused_at(2, 50).await?;
