@@ -84,9 +84,7 @@ impl std::fmt::Display for Writes {
 /// What the monitor saw and found.
 #[derive(Clone, Debug)]
 pub struct Report {
-    /// Watch events received for VirtualServices and ReplicaSets.
-    pub vs_observations: u64,
-    pub rs_observations: u64,
+    /// Watch events received, by kind.
     pub observations: BTreeMap<Kind, u64>,
     /// Revisions at which the invariants were evaluated.
     pub evaluations: u64,
@@ -109,11 +107,6 @@ impl Report {
         changes.sort_by_key(|c| c.rv);
         let mut world = World::new(ns);
         let mut report = Report {
-            vs_observations: observations
-                .get(&Kind::VirtualService)
-                .copied()
-                .unwrap_or(0),
-            rs_observations: observations.get(&Kind::ReplicaSet).copied().unwrap_or(0),
             observations,
             evaluations: 0,
             violations: Vec::new(),
@@ -355,10 +348,11 @@ impl Report {
 
     /// One line for the test output.
     pub fn summary(&self) -> String {
+        let observed = |kind| self.observations.get(&kind).copied().unwrap_or(0);
         format!(
             "monitor: {} VirtualService observations, {} ReplicaSet observations, {} revisions evaluated, {} violations",
-            self.vs_observations,
-            self.rs_observations,
+            observed(Kind::VirtualService),
+            observed(Kind::ReplicaSet),
             self.evaluations,
             self.violations.len()
         )
