@@ -168,7 +168,9 @@ fn verdict(metric: &ValidatedMetric, value: &MetricValue) -> (AnalysisPhase, Str
     }
 }
 
-fn no_data(what: &str, field: &str, policy: NoDataPolicy) -> (AnalysisPhase, String) {
+/// The verdict of a no-data policy, the message saying what happened and which field decided
+/// (shared with the judges, so both paths word it alike).
+pub(crate) fn no_data(what: &str, field: &str, policy: NoDataPolicy) -> (AnalysisPhase, String) {
     let (phase, name) = match policy {
         NoDataPolicy::Fail => (AnalysisPhase::Failed, "fail"),
         NoDataPolicy::Inconclusive => (AnalysisPhase::Inconclusive, "inconclusive"),

@@ -67,6 +67,8 @@ use std::fmt;
 
 use sluice_crds::{AnalysisPhase, NoDataPolicy};
 
+use crate::measure::no_data;
+
 pub use histogram::{Histogram, HistogramError};
 pub use mann_whitney::{Classification, MannWhitneyConfig, MannWhitneyReport, mann_whitney};
 pub use measure::{JudgeQuery, QueryRole, judge_measurement, judge_queries};
@@ -178,19 +180,10 @@ impl Verdict {
             Phase::Pass | Phase::Continue => (AnalysisPhase::Successful, self.message.clone()),
             Phase::Fail => (AnalysisPhase::Failed, self.message.clone()),
             Phase::Invalid => (AnalysisPhase::Error, self.message.clone()),
-            Phase::NoData(NoData::NaN) => policy(&self.message, "onNaN", on_nan),
-            Phase::NoData(_) => policy(&self.message, "onEmpty", on_empty),
+            Phase::NoData(NoData::NaN) => no_data(&self.message, "onNaN", on_nan),
+            Phase::NoData(_) => no_data(&self.message, "onEmpty", on_empty),
         }
     }
-}
-
-fn policy(what: &str, field: &str, policy: NoDataPolicy) -> (AnalysisPhase, String) {
-    let (phase, name) = match policy {
-        NoDataPolicy::Fail => (AnalysisPhase::Failed, "fail"),
-        NoDataPolicy::Inconclusive => (AnalysisPhase::Inconclusive, "inconclusive"),
-        NoDataPolicy::Pass => (AnalysisPhase::Successful, "pass"),
-    };
-    (phase, format!("{what}; {field} is {name}"))
 }
 
 impl fmt::Display for Phase {
