@@ -195,8 +195,9 @@ pub enum PauseReason {
     BlueGreenPause,
     /// An analysis run was inconclusive.
     InconclusiveAnalysisRun,
-    /// A canary `analysis` step waiting for its run (Sluice addition; until step analysis runs
-    /// are wired in, a promote continues past it).
+    /// A canary `analysis` step waiting for its run (Sluice addition). Not set by the current
+    /// controller, whose analysis steps wait on their AnalysisRun without pausing; kept so a
+    /// status written by an earlier version still reads.
     AnalysisStep,
 }
 
