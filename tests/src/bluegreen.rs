@@ -22,7 +22,6 @@ use sluice_crds::{AnalysisRun, PauseReason, Rollout, RolloutAnalysisRunStatus, R
 use crate::fixtures::{
     self, HASH_LABEL, ROLLOUT, RolloutBuilder, StrategyFixture, create_analysis_template,
 };
-use crate::monitor::{Kind, Report};
 use crate::scenario::{self, Scenario, current_hash, phase, stable};
 
 /// The Service that takes production traffic.
@@ -127,27 +126,12 @@ impl StrategyFixture for BlueGreen {
 // The namespace.
 
 /// Runs `body` as a scenario in a fresh namespace `<prefix>*` holding the active and preview
-/// Services and the analysis templates; prints what the monitor checked. See
-/// [`scenario::run`] for the guarantees.
+/// Services and the analysis templates. See [`scenario::run`] for the guarantees.
 pub async fn run(prefix: &str, body: impl AsyncFnOnce(&mut Scenario) -> Result<()>) -> Result<()> {
     // On the heap: a scenario's future (watches, waits, the body) overflows a test thread's
     // stack in debug builds.
-    let report = Box::pin(scenario::run_with(prefix, create_objects, body)).await?;
-    eprintln!("[{prefix}] {}", checked(&report));
+    Box::pin(scenario::run_with(prefix, create_objects, body)).await?;
     Ok(())
-}
-
-/// What the monitor checked, in one line.
-pub fn checked(report: &Report) -> String {
-    let total: u64 = report.observations.values().sum();
-    format!(
-        "monitor checked {total} observations ({} Service, {} ReplicaSet, {} Rollout) at {} revisions: {} violations",
-        report.observations.get(&Kind::Service).unwrap_or(&0),
-        report.observations.get(&Kind::ReplicaSet).unwrap_or(&0),
-        report.observations.get(&Kind::Rollout).unwrap_or(&0),
-        report.evaluations,
-        report.violations.len()
-    )
 }
 
 async fn create_objects(client: kube::Client, ns: String) -> Result<()> {

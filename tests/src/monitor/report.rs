@@ -346,13 +346,17 @@ impl Report {
         out
     }
 
-    /// One line for the test output.
+    /// One line for the test output: what the monitor observed, by kind, and what it found.
     pub fn summary(&self) -> String {
-        let observed = |kind| self.observations.get(&kind).copied().unwrap_or(0);
+        let total: u64 = self.observations.values().sum();
+        let by_kind: Vec<String> = self
+            .observations
+            .iter()
+            .map(|(kind, n)| format!("{n} {kind:?}"))
+            .collect();
         format!(
-            "monitor: {} VirtualService observations, {} ReplicaSet observations, {} revisions evaluated, {} violations",
-            observed(Kind::VirtualService),
-            observed(Kind::ReplicaSet),
+            "monitor: {total} observations ({}), {} revisions evaluated, {} violations",
+            by_kind.join(", "),
             self.evaluations,
             self.violations.len()
         )
