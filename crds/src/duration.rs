@@ -96,7 +96,10 @@ impl FromStr for Duration {
                 "h" => 3600.0,
                 _ => return Err(err()),
             };
-            total += StdDuration::try_from_secs_f64(value * unit_secs).map_err(|_| err())?;
+            let part = StdDuration::try_from_secs_f64(value * unit_secs).map_err(|_| err())?;
+            // Within the schema's 32 characters two parts can still sum past `u64` seconds
+            // (`5100000000000000h50000000000000h`); `+=` would panic while deserializing.
+            total = total.checked_add(part).ok_or_else(err)?;
             rest = tail;
         }
         Ok(Duration(total))
@@ -205,7 +208,9 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_negatives() {
-        for bad in ["", "-5m", "5 m", "5d", "m", "1h-1m", "5m3"] {
+        let too_long = "5100000000000000h50000000000000h";
+        assert!(too_long.len() <= 32, "the schema's maxLength admits it");
+        for bad in ["", "-5m", "5 m", "5d", "m", "1h-1m", "5m3", too_long] {
             assert!(
                 bad.parse::<Duration>().is_err(),
                 "{bad:?} should be rejected"
