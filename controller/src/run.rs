@@ -110,6 +110,28 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         config.namespace.as_deref(),
         config.concurrency,
     );
+    // Ready once every cache has listed (a reconcile before that would plan on part of the
+    // world; `pipeline` waits for the ReplicaSets for the same reason).
+    let caches_listed = {
+        let (rollouts, replica_sets, runs) = (
+            rollout_store.clone(),
+            ctx.replica_sets.clone(),
+            ctx.analysis_runs.clone(),
+        );
+        let endpoints = endpoints.clone();
+        async move {
+            let listed = futures::future::try_join3(
+                rollouts.wait_until_ready(),
+                replica_sets.wait_until_ready(),
+                runs.wait_until_ready(),
+            )
+            .await;
+            // A dropped writer means the controller is stopping: never ready then.
+            if listed.is_ok() {
+                endpoints.ready.store(true, Ordering::Relaxed);
+            }
+        }
+    };
     let controller = Controller::for_stream_with(rollout_stream, rollout_store, resource)
         .owns_stream(rs_stream)
         .owns_stream_with(run_stream, analysis_run_resource())
@@ -121,8 +143,8 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
                 tracing::debug!(error = %e, "controller event");
             }
         });
-    let controller = futures::future::join(controller, analysis_runs).map(|((), ())| ());
-    endpoints.ready.store(true, Ordering::Relaxed);
+    let controller =
+        futures::future::join3(controller, analysis_runs, caches_listed).map(|((), (), ())| ());
     match &elector {
         None => controller.await,
         Some(elector) => {
