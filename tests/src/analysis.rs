@@ -7,12 +7,11 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use futures::{StreamExt, TryStreamExt};
+use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use serde_json::{Value, json};
 use sluice_crds::{AnalysisPhase, AnalysisRun, Measurement, MetricResult};
 
@@ -149,17 +148,8 @@ impl AnalysisScenario {
         let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
         let config = watcher::Config::default().fields(&format!("reason={reason}"));
         let about = |e: &Event| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name);
-        let mut events = watcher(api, config)
-            .applied_objects()
-            .try_filter(|e| std::future::ready(about(e)))
-            .boxed();
-        let found = events.try_next();
-        match tokio::time::timeout(WAIT, found).await {
-            Ok(Ok(Some(event))) => Ok(event),
-            Ok(Ok(None)) => bail!("the event watch ended before a {reason} event about {name}"),
-            Ok(Err(e)) => Err(e).context("watching events"),
-            Err(_) => bail!("no {reason} event about {name} after {WAIT:?}"),
-        }
+        let what = format!("a {reason} event about {name}");
+        crate::wait_for_event(api, config, WAIT, &what, about).await
     }
 
     /// Every event in the namespace, as JSON text (to check nothing leaks into them).

@@ -69,6 +69,30 @@ where
     }
 }
 
+/// Waits (by watching the Events that `config` selects in `api`) for one that `found` accepts.
+/// Fails after `timeout` with `what` in the message. An Event published before the watch began
+/// counts: the watch lists what exists first.
+pub async fn wait_for_event(
+    api: kube::Api<k8s_openapi::api::events::v1::Event>,
+    config: kube::runtime::watcher::Config,
+    timeout: std::time::Duration,
+    what: &str,
+    found: impl Fn(&k8s_openapi::api::events::v1::Event) -> bool,
+) -> Result<k8s_openapi::api::events::v1::Event> {
+    use futures::TryStreamExt;
+    use kube::runtime::WatchStreamExt;
+    let events = kube::runtime::watcher(api, config)
+        .applied_objects()
+        .try_filter(|e| std::future::ready(found(e)));
+    let mut events = Box::pin(events);
+    match tokio::time::timeout(timeout, events.try_next()).await {
+        Ok(Ok(Some(event))) => Ok(event),
+        Ok(Ok(None)) => anyhow::bail!("{what}: the event watch ended"),
+        Ok(Err(error)) => Err(error).with_context(|| format!("{what}: watching events failed")),
+        Err(_) => anyhow::bail!("{what}: no such event after {timeout:?}"),
+    }
+}
+
 /// Polls `probe` until it returns `Some`, for things that cannot be watched (HTTP endpoints).
 ///
 /// A probe error does not end the wait (the endpoint may still be starting); the last error is

@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::NamespaceResourceScope;
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use sluice_controller::traffic::istio::{destination_rule_resource, virtual_service_resource};
@@ -28,7 +29,7 @@ use sluice_crds::{
 use crate::controller::InProcessController;
 use crate::fixtures::{self, HASH_LABEL, ROLLOUT, RolloutBuilder, Split, StrategyFixture};
 use crate::monitor::{Monitor, Report};
-use crate::{client, dump, wait_for_object, with_namespace};
+use crate::{client, dump, wait_for_event, wait_for_object, with_namespace};
 
 /// How long one wait on the Rollout may take.
 pub const WAIT: Duration = Duration::from_secs(90);
@@ -440,7 +441,7 @@ impl Scenario {
             .filter(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Rollout"))
             .collect();
         events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
-        Ok(events.into_iter().map(|e| rollout_event(e).1).collect())
+        Ok(events.iter().map(|e| rollout_event(e).1).collect())
     }
 
     /// Waits (by watching) for an event about the Rollout with `reason` that `pred` accepts.
@@ -451,26 +452,16 @@ impl Scenario {
         reason: &str,
         pred: impl Fn(&RolloutEvent) -> bool,
     ) -> Result<RolloutEvent> {
-        use futures::TryStreamExt;
-        use kube::runtime::{WatchStreamExt, watcher};
         let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
-        let found = watcher(api, watcher::Config::default())
-            .applied_objects()
-            .try_filter_map(|e| {
-                let event = Some(rollout_event(e))
-                    .filter(|(r, e)| r.as_str() == reason && pred(e))
-                    .map(|(_, e)| e);
-                std::future::ready(Ok(event))
-            });
-        let mut found = Box::pin(found);
-        match tokio::time::timeout(WAIT, found.try_next()).await {
-            Ok(Ok(Some(event))) => Ok(event),
-            Ok(Ok(None)) => bail!("the event watch ended before a {reason} event"),
-            Ok(Err(e)) => Err(e).context("watching events"),
-            Err(_) => bail!(
-                "no matching {reason} event after {WAIT:?}; seen: {:?}",
-                self.events(reason).await?
-            ),
+        let config = watcher::Config::default().fields(&format!("reason={reason}"));
+        let found = |e: &Event| {
+            let (r, event) = rollout_event(e);
+            r == reason && pred(&event)
+        };
+        let what = format!("a matching {reason} event");
+        match wait_for_event(api, config, WAIT, &what, found).await {
+            Ok(event) => Ok(rollout_event(&event).1),
+            Err(e) => bail!("{e:#}; seen: {:?}", self.events(reason).await?),
         }
     }
 
@@ -486,7 +477,7 @@ impl Scenario {
 }
 
 /// The reason of an event (empty unless it is about the Rollout) and what a test reads of it.
-fn rollout_event(e: Event) -> (String, RolloutEvent) {
+fn rollout_event(e: &Event) -> (String, RolloutEvent) {
     let about_rollout = e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Rollout");
     let reason = e
         .reason
@@ -496,7 +487,7 @@ fn rollout_event(e: Event) -> (String, RolloutEvent) {
     let event = RolloutEvent {
         warning: e.type_.as_deref() == Some("Warning"),
         count: e.series.as_ref().map_or(1, |s| s.count),
-        note: e.note.unwrap_or_default(),
+        note: e.note.clone().unwrap_or_default(),
     };
     (reason, event)
 }
