@@ -90,6 +90,11 @@ pub(super) fn pause_done(o: &Observed, d: &mut Draft, out: &mut Outcome, pause: 
     }
 }
 
+/// A spec duration as a delta that can be added to any API time: the schema bounds a
+/// duration's text, not its length (`pause: {duration: 9999999999h}` is valid), and adding
+/// `chrono::Duration::MAX` to a date panics. Saturates at the analysis crate's 1000 years.
 pub(crate) fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    chrono::Duration::from_std(d).map_or(sluice_analysis::time::MAX_DELTA, |d| {
+        d.min(sluice_analysis::time::MAX_DELTA)
+    })
 }

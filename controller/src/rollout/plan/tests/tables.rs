@@ -929,6 +929,22 @@ fn a_stuck_release_exceeds_its_progress_deadline_and_stays_degraded() {
 }
 
 #[test]
+fn a_pause_longer_than_any_date_waits_instead_of_panicking() {
+    // Valid by the schema (`9999999999h`); beyond what a date can hold.
+    let forever = 9_999_999_999 * 3600;
+    let r = rollout()
+        .steps([set_weight(20), pause(Some(forever))])
+        .build();
+    let mut m = Model::releasing(r, t0());
+    let p = m.converge();
+    assert_eq!(p.status.phase, Phase::Paused);
+    assert!(
+        p.requeue_after
+            .is_some_and(|d| d > Duration::from_secs(100 * 365 * 86_400))
+    );
+}
+
+#[test]
 fn a_first_deploy_that_never_gets_its_pods_exceeds_the_deadline_without_an_abort() {
     let r = rollout()
         .progress_deadline(60)
