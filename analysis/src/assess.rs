@@ -418,7 +418,8 @@ fn overview(phase: AnalysisPhase, assessed: &[Assessed<'_>]) -> String {
     }
 }
 
-fn phase_word(phase: AnalysisPhase) -> &'static str {
+/// How a phase reads in a sentence ("metric x succeeded"), for messages and events.
+pub fn phase_word(phase: AnalysisPhase) -> &'static str {
     match phase {
         AnalysisPhase::Pending => "is pending",
         AnalysisPhase::Running => "is running",

@@ -41,15 +41,16 @@ pub enum QueryError {
     /// An argument is missing or a placeholder is malformed.
     #[error("provider.prometheus.query: {0}")]
     Args(#[from] ArgsError),
-    /// The metric uses a statistical judge, which is not implemented yet.
-    #[error("the {0} judge is not implemented yet; this metric cannot pass until it is")]
-    JudgeNotImplemented(&'static str),
+    /// The metric uses a statistical judge, which measures through its own queries
+    /// (`judge_queries`), never through the metric's single instant query.
+    #[error("the {0} judge measures through its own queries, not a single instant query")]
+    JudgeMeasuresItself(&'static str),
 }
 
 /// The metric's instant query with arguments substituted (secret values masked in `display`).
 pub fn resolve_query(metric: &ValidatedMetric, args: &Args) -> Result<ResolvedQuery, QueryError> {
     if let Check::Judge(judge) = metric.check() {
-        return Err(QueryError::JudgeNotImplemented(judge_name(judge)));
+        return Err(QueryError::JudgeMeasuresItself(judge_name(judge)));
     }
     // Validation guarantees a query for condition metrics; an empty one fails at the server
     // with a clear message rather than here.
@@ -163,7 +164,7 @@ fn verdict(metric: &ValidatedMetric, value: &MetricValue) -> (AnalysisPhase, Str
         }
         Check::Judge(judge) => (
             AnalysisPhase::Error,
-            QueryError::JudgeNotImplemented(judge_name(judge)).to_string(),
+            QueryError::JudgeMeasuresItself(judge_name(judge)).to_string(),
         ),
     }
 }

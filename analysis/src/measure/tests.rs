@@ -219,7 +219,7 @@ fn resolved_query_masks_secret_arguments() {
 }
 
 #[test]
-fn judges_are_reported_as_not_implemented_never_passed() {
+fn a_judge_has_no_single_query_and_is_never_passed_through_one() {
     let mut spec = metric("m").success(None).build();
     spec.judge = Some(
         serde_json::from_value::<Judge>(serde_json::json!({
@@ -232,7 +232,7 @@ fn judges_are_reported_as_not_implemented_never_passed() {
     let err = resolve_query(&m, &Args::new()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the slo judge is not implemented yet; this metric cannot pass until it is"
+        "the slo judge measures through its own queries, not a single instant query"
     );
     let measured = error_measurement(err.to_string(), None, at(0), at(0));
     assert_eq!(measured.phase, Error);

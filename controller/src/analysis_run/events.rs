@@ -7,6 +7,7 @@
 //! which never holds a secret value.
 
 use kube::runtime::events::{Event, EventType};
+use sluice_analysis::assess::phase_word;
 use sluice_crds::{AnalysisPhase, AnalysisRunStatus};
 
 /// Longest note sent (the events API limits notes to 1 KiB).
@@ -95,13 +96,13 @@ fn describe(t: &Transition) -> (EventType, String, String, String) {
         } => (
             event_type(*phase),
             format!("Metric{phase:?}"),
-            format!("metric {name:?} {}: {message}", word(*phase)),
+            format!("metric {name:?} {}: {message}", phase_word(*phase)),
             format!("Assess/{name}"),
         ),
         Transition::Completed { phase, message } => (
             event_type(*phase),
             format!("AnalysisRun{phase:?}"),
-            format!("analysis {}: {message}", word(*phase)),
+            format!("analysis {}: {message}", phase_word(*phase)),
             "Complete".into(),
         ),
         Transition::InvalidSpec { message } => (
@@ -121,17 +122,6 @@ fn event_type(phase: AnalysisPhase) -> EventType {
         AnalysisPhase::Pending | AnalysisPhase::Running | AnalysisPhase::Successful => {
             EventType::Normal
         }
-    }
-}
-
-fn word(phase: AnalysisPhase) -> &'static str {
-    match phase {
-        AnalysisPhase::Pending => "is pending",
-        AnalysisPhase::Running => "is running",
-        AnalysisPhase::Successful => "succeeded",
-        AnalysisPhase::Failed => "failed",
-        AnalysisPhase::Error => "errored",
-        AnalysisPhase::Inconclusive => "was inconclusive",
     }
 }
 

@@ -155,7 +155,7 @@ fn provider(
 fn query_args_error(e: &QueryError) -> Option<&sluice_analysis::ArgsError> {
     match e {
         QueryError::Args(a) => Some(a),
-        QueryError::JudgeNotImplemented(_) => None,
+        QueryError::JudgeMeasuresItself(_) => None,
     }
 }
 
